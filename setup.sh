@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtualenv at .venv inside the checkout and install
+# what the converters need.  `./setup.sh --test` also installs the test tools.
+# Safe to rerun: an up-to-date .venv is left alone.
+set -euo pipefail
+top=$(cd "$(dirname "$0")" && pwd)
+venv="$top/.venv"
+py=${PYTHON:-python3}
+
+want_test=0
+for a in "$@"; do
+  case "$a" in
+    --test) want_test=1 ;;
+    -h|--help) echo "usage: ./setup.sh [--test]   (creates $venv)"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if ! "$py" -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
+  echo "setup.sh: need Python 3.9-3.13 for TensorFlow 2.21 (found: $("$py" --version 2>&1)). Set PYTHON=/path/to/python3.x and rerun." >&2
+  exit 1
+fi
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+
+req="$top/requirements.txt"
+case "$(uname -m)" in
+  x86_64|amd64) ;;
+  *) # tensorflow-cpu ships x86_64 wheels only; elsewhere plain tensorflow is the CPU build.
+     tmp=$(mktemp); sed 's/^tensorflow-cpu==/tensorflow==/' "$req" > "$tmp"; req=$tmp ;;
+esac
+
+stamp="$venv/.installed"
+want=$(cat "$req"; [ $want_test = 1 ] && cat "$top/requirements-test.txt"; true)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+args=(-r "$req")
+[ $want_test = 1 ] && args+=(-r "$top/requirements-test.txt")
+echo "setup.sh: installing into $venv ..." >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
+printf '%s' "$want" > "$stamp"
