@@ -1,0 +1,76 @@
+"""`./build.sh DIR`: the seed's one command for the TF official ResNet records.
+
+Reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in DIR where they are and
+writes DIR/tf_records/train/train-NNNNN-of-01024 and
+DIR/tf_records/validation/validation-NNNNN-of-00128 (what darchr's build.sh produced
+through docker and imagenet_to_gcs.py, without the docker, the extraction or the
+300 GB of scratch space).
+"""
+
+import argparse
+import os
+import sys
+
+from ilsvrc import extract, image, official, pool
+from ilsvrc.errors import UsageError, main_guard
+
+PROG = "build.sh"
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Convert the ILSVRC2012 tars in DIR into TFRecords for the "
+        "TF official ResNet (tensorflow/tpu imagenet_to_gcs.py format), reading the tars "
+        "in place.",
+        epilog="Validation labels come from DIR/synset_labels.txt when present, else from "
+        "the shipped 50,000-line file. Rerunning the same command after an interruption "
+        "resumes: finished shards are kept.")
+    p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar "
+                   "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
+    p.add_argument("-o", "--output", metavar="OUT", help="output directory "
+                   "(default: DIR/tf_records)")
+    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: one per CPU core, here %d)"
+                   % pool.default_workers())
+    p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
+                   "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
+    p.add_argument("--check", choices=image.CHECKS, default="header",
+                   help="image check: 'header' reads size and structure from the JPEG "
+                   "header (default, fast); 'decode' decodes every image with "
+                   "TensorFlow as upstream does")
+    p.add_argument("--source", choices=official.SOURCES, default="auto",
+                   help="read the tars or the extracted tree (default: tars if present)")
+    p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
+                   "DIR/synset_labels.txt, else the shipped one)")
+    p.add_argument("--no-verify", action="store_true", help="skip re-reading the shards "
+                   "after writing")
+    a = p.parse_args(argv)
+    if a.workers is not None and a.workers < 0:
+        raise UsageError("--workers must be 0 or more")
+    return a
+
+
+def run(argv):
+    a = parse(argv)
+    workers = pool.default_workers() if a.workers is None else a.workers
+    out = a.output or os.path.join(a.dir, "tf_records")
+    with pool.Pool(workers) as runner:
+        if a.extract:
+            found = official.find_source(a.dir, "tar")
+            train, val = official.list_source(found, runner)
+            label_file = a.labels or official.label_file_for(a.dir)
+            n = extract.extract(train, val, a.dir, label_file, runner)
+            sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
+                             % (n, a.dir, a.dir))
+        official.convert(a.dir, out, runner, check=a.check, source=a.source,
+                         do_verify=not a.no_verify, label_file=a.labels)
+    sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
+    return 0
+
+
+def main(argv=None):
+    return main_guard(lambda: run(sys.argv[1:] if argv is None else argv), PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

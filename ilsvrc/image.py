@@ -1,0 +1,85 @@
+"""Per-image processing shared by every format (spec §1.4-1.5).
+
+`prepare(data, relpath, check)` returns the bytes that go into `image/encoded` and
+the height and width that go beside them:
+  * the one PNG and the 22 CMYK JPEGs of the training set are re-encoded exactly as
+    upstream does: TensorFlow decode (PNG to 3 channels, CMYK through TF's own
+    conversion), then `encode_jpeg(format='rgb', quality=100)`;
+  * every image is then checked: by default from the JPEG header (jpeg.header_info);
+    with check="decode" by a full TensorFlow decode to 3 channels, as upstream does.
+Grayscale and other CMYK JPEGs are stored as they are (decision A8).
+"""
+
+from ilsvrc import jpeg
+from ilsvrc.errors import UserError
+
+# Training images that are not RGB JPEGs (same list as tensorflow-datasets uses).
+PNG_IMAGES = ("n02105855_2933.JPEG",)
+CMYK_IMAGES = frozenset((
+    "n01739381_1309.JPEG", "n02077923_14822.JPEG", "n02447366_23489.JPEG",
+    "n02492035_15739.JPEG", "n02747177_10752.JPEG", "n03018349_4028.JPEG",
+    "n03062245_4620.JPEG", "n03347037_9675.JPEG", "n03467068_12171.JPEG",
+    "n03529860_11437.JPEG", "n03544143_17228.JPEG", "n03633091_5218.JPEG",
+    "n03710637_5125.JPEG", "n03961711_5286.JPEG", "n04033995_2932.JPEG",
+    "n04258138_17003.JPEG", "n04264628_27969.JPEG", "n04336792_7448.JPEG",
+    "n04371774_5854.JPEG", "n04596742_4225.JPEG", "n07583066_647.JPEG",
+    "n13037406_4650.JPEG",
+))
+
+CHECKS = ("header", "decode")
+
+
+class ImageError(UserError):
+    pass
+
+
+def special_kind(relpath):
+    """'png', 'cmyk' or None.  PNG: substring of the path; CMYK: basename equality."""
+    if any(name in relpath for name in PNG_IMAGES):
+        return "png"
+    if relpath.rsplit("/", 1)[-1] in CMYK_IMAGES:
+        return "cmyk"
+    return None
+
+
+def reencode(data, kind):
+    """TF decode + quality-100 RGB JPEG encode, as upstream does for the 23 images."""
+    from ilsvrc.tfimport import tensorflow
+    tf = tensorflow()
+    if kind == "png":
+        pixels = tf.io.decode_png(data, channels=3)
+    else:
+        pixels = tf.io.decode_jpeg(data, channels=0)
+    return tf.io.encode_jpeg(pixels, format="rgb", quality=100).numpy()
+
+
+def decoded_size(data):
+    from ilsvrc.tfimport import tensorflow
+    tf = tensorflow()
+    shape = tf.io.decode_jpeg(data, channels=3).shape
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError("decoded to shape %s, not height x width x 3" % (shape,))
+    return int(shape[0]), int(shape[1])
+
+
+def prepare(data, relpath, check="header", where=None):
+    """Return (encoded_bytes, height, width); ImageError naming `where` on failure."""
+    where = where or relpath
+    kind = special_kind(relpath)
+    try:
+        if kind:
+            data = reencode(data, kind)
+        if check == "decode":
+            height, width = decoded_size(data)
+        else:
+            height, width, _ = jpeg.header_info(data)
+    except jpeg.BadImage as err:
+        raise ImageError("%s: %s. Replace the file with a good copy (or use "
+                         "--image_check=decode to let TensorFlow judge it)." % (where, err))
+    except Exception as err:  # TensorFlow decode/encode errors
+        if type(err).__module__.startswith("tensorflow") or isinstance(err, ValueError):
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ImageError("%s: cannot be decoded as %s (%s). Replace the file with a "
+                             "good copy." % (where, "PNG" if kind == "png" else "JPEG", msg))
+        raise
+    return data, height, width

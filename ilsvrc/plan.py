@@ -1,0 +1,93 @@
+"""Pure planning functions: order, shard boundaries, labels (spec §2.3-2.5, §4.3-4.5).
+
+Listings are sorted before any seeded shuffle (decision A2), so the same images give
+the same shards on every machine, whatever order the filesystem or tar lists them in.
+"""
+
+import math
+import random
+import re
+
+
+def seeded_permutation(n, seed):
+    """The order upstream gets from random.seed(seed); random.shuffle(list(range(n)))."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def apply_order(items, order):
+    """Item j of the result is items[order[j]], as upstream applies its index list."""
+    return [items[i] for i in order]
+
+
+def ceil_shards(n, num_shards):
+    """tensorflow/tpu sharding: chunks of ceil(n / num_shards), the tail clipped.
+
+    Returns num_shards (start, end) ranges; trailing shards may be empty.
+    """
+    chunk = int(math.ceil(n / num_shards))
+    return [(min(k * chunk, n), min((k + 1) * chunk, n)) for k in range(num_shards)]
+
+
+def _linspace_trunc(start, stop, num):
+    """numpy.linspace(start, stop, num).astype(int) without numpy (spec §4.5.3)."""
+    if num == 1:
+        return [int(start)]
+    step = (stop - start) / (num - 1)
+    values = [int(i * step + start) for i in range(num - 1)]
+    values.append(int(stop))
+    return values
+
+
+def thread_shards(n, num_shards, num_threads):
+    """slim sharding: n split over threads, each thread's part over its shards.
+
+    Returns num_shards (start, end) ranges in global shard order.
+    """
+    if num_shards % num_threads:
+        raise ValueError("num_shards must be a multiple of num_threads")
+    per_thread = num_shards // num_threads
+    spacing = _linspace_trunc(0, n, num_threads + 1)
+    ranges = []
+    for t in range(num_threads):
+        bounds = _linspace_trunc(spacing[t], spacing[t + 1], per_thread + 1)
+        ranges.extend(zip(bounds[:-1], bounds[1:]))
+    return ranges
+
+
+def labels_from_synsets(synsets):
+    """1-based labels over the sorted distinct synsets (tpu rule, spec §2.3)."""
+    return {s: i + 1 for i, s in enumerate(sorted(set(synsets)))}
+
+
+VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.JPEG")
+
+
+def validation_synsets(names, label_lines, label_file):
+    """Synset of each validation image (names in sorted order).
+
+    When every name is `ILSVRC2012_val_<8 digits>.JPEG`, the label of image number k
+    is line k of the label file, whatever subset of images is present.  Otherwise
+    the file must have exactly one line per image, matched by position.  Either way a
+    mismatch is an error instead of upstream's silent misalignment (decision A7).
+    Raises ValueError with a message naming `label_file`.
+    """
+    numbers = [VAL_NAME.fullmatch(n) for n in names]
+    if names and all(numbers):
+        out = []
+        for name, m in zip(names, numbers):
+            k = int(m.group(1))
+            if not 1 <= k <= len(label_lines):
+                raise ValueError(
+                    "%s has %d lines but there is a validation image %s (number %d). "
+                    "Use the 50,000-line ILSVRC2012 validation label file."
+                    % (label_file, len(label_lines), name, k))
+            out.append(label_lines[k - 1])
+        return out
+    if len(label_lines) != len(names):
+        raise ValueError(
+            "%s has %d lines for %d validation images, and the image names carry no "
+            "ILSVRC2012 number to match them by. Give a label file with one synset per "
+            "image, in sorted file-name order." % (label_file, len(label_lines), len(names)))
+    return list(label_lines)

@@ -1,0 +1,100 @@
+"""Worker processes that run jobs with a bounded number in flight.
+
+    with Pool(workers) as p:
+        for job, result in p.run(fn, jobs): ...
+
+One pool serves a whole conversion (indexing, writing, verifying), so each worker
+starts once and imports TensorFlow at most once.  `jobs` may be a lazy iterator: at
+most 2*workers jobs are pickled and waiting at any time, so memory does not grow with
+the number of jobs.  Results come in completion order.  workers=0 runs everything in
+this process (debugging and tests).  On the first exception the workers are stopped
+and the exception is raised in the caller.
+"""
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+
+from ilsvrc.errors import UserError
+
+# Quiet TensorFlow in workers; oneDNN only affects math kernels, not the JPEG codec
+# or record I/O used here, and turning it off silences its start-up notice.
+_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def default_workers():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker():
+    for key, value in _WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+class Pool:
+    def __init__(self, workers):
+        self.workers = workers
+        self._executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(abort=exc[0] is not None)
+
+    def _get(self):
+        if self._executor is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._executor = cf.ProcessPoolExecutor(max_workers=self.workers,
+                                                    mp_context=ctx,
+                                                    initializer=_init_worker)
+        return self._executor
+
+    def close(self, abort=False):
+        ex, self._executor = self._executor, None
+        if ex is None:
+            return
+        if abort:
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                try:
+                    proc.terminate()
+                except Exception:
+                    pass
+        ex.shutdown(wait=True, cancel_futures=abort)
+
+    def run(self, fn, jobs):
+        if self.workers <= 0:
+            _init_worker()
+            for job in jobs:
+                yield job, fn(job)
+            return
+        executor = self._get()
+        pending = {}
+        jobs = iter(jobs)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < 2 * self.workers:
+                    try:
+                        job = next(jobs)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pending[executor.submit(fn, job)] = job
+                if not pending:
+                    break
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    job = pending.pop(fut)
+                    yield job, fut.result()
+        except cf.process.BrokenProcessPool:
+            self.close(abort=True)
+            raise UserError("a worker process died (killed, or out of memory?). Finished "
+                            "shards are kept: rerun the same command, with fewer workers "
+                            "if memory is short.")
+        except BaseException:
+            self.close(abort=True)
+            raise

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Convert ILSVRC2012 into TFRecords for the TF official ResNet (tensorflow/tpu format).
+
+Python 3 port of tensorflow/tpu tools/datasets/imagenet_to_gcs.py (see patches/):
+same flags, same shards and records.  --raw_data_dir may hold the extracted layout
+(train/<synset>/*.JPEG, validation/*.JPEG, synset_labels.txt) or simply the two
+release tars, which are then read in place.
+
+  imagenet_to_gcs.py --raw_data_dir=DIR --local_scratch_dir=OUT --nogcs_upload
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
+
+from ilsvrc import gcs, image, official, pool  # noqa: E402
+from ilsvrc.errors import UsageError, UserError, main_guard  # noqa: E402
+
+flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
+                    "(needed with --gcs_upload).")
+flags.DEFINE_string("gcs_output_path", None, "Upload destination, gs://bucket[/prefix] "
+                    "(needed with --gcs_upload).")
+flags.DEFINE_string("local_scratch_dir", None, "Directory for the shards: "
+                    "<dir>/train/train-NNNNN-of-01024 and "
+                    "<dir>/validation/validation-NNNNN-of-00128.")
+flags.DEFINE_string("raw_data_dir", None, "Directory with the two ILSVRC2012 tars, or "
+                    "with the extracted train/ and validation/ directories.")
+flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path when "
+                     "done; --nogcs_upload keeps them local only.")
+# Our additions (upstream has no equivalent):
+flags.DEFINE_integer("num_workers", None, "Worker processes (default: one per CPU core). "
+                     "The output does not depend on it.")
+flags.DEFINE_enum("image_check", "header", list(image.CHECKS), "header: read size from "
+                  "the JPEG header and check its structure (fast); decode: decode every "
+                  "image with TensorFlow as upstream does.")
+flags.DEFINE_enum("source", "auto", list(official.SOURCES), "Read the tars (tar) or the "
+                  "extracted directories (tree); auto prefers the tars when present.")
+flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check it "
+                     "against the plan.")
+
+FLAGS = flags.FLAGS
+PROG = "imagenet_to_gcs.py"
+
+
+def run(argv):
+    if len(argv) > 1:
+        raise UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    # Same order of checks as upstream.
+    if FLAGS.gcs_upload and FLAGS.project is None:
+        raise UsageError("--project is required when uploading (or pass --nogcs_upload)")
+    if FLAGS.gcs_upload and FLAGS.gcs_output_path is None:
+        raise UsageError("--gcs_output_path is required when uploading (or pass "
+                         "--nogcs_upload)")
+    if FLAGS.gcs_upload and not FLAGS.gcs_output_path.startswith("gs://"):
+        raise UsageError("--gcs_output_path must start with gs://")
+    if FLAGS.local_scratch_dir is None:
+        raise UsageError("--local_scratch_dir is required: where to write the shards")
+    if FLAGS.raw_data_dir is None:
+        raise UsageError("--raw_data_dir is required: downloading from image-net.org is "
+                         "no longer supported; point it at the directory holding the "
+                         "ILSVRC2012 tars or the extracted train/ and validation/")
+    if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
+        raise UsageError("--num_workers must be 0 or more")
+    if FLAGS.gcs_upload:
+        gcs.storage_module()  # fail before hours of work, not after
+    workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
+    with pool.Pool(workers) as runner:
+        splits, _ = official.convert(FLAGS.raw_data_dir, FLAGS.local_scratch_dir, runner,
+                                     check=FLAGS.image_check, source=FLAGS.source,
+                                     do_verify=FLAGS.verify)
+    if FLAGS.gcs_upload:
+        gcs.upload([(s.out_dir, s.prefix) for s in splits], FLAGS.gcs_output_path,
+                   FLAGS.project)
+    return 0
+
+
+def main(argv):
+    sys.exit(main_guard(lambda: run(argv), PROG))
+
+
+if __name__ == "__main__":
+    app.run(main)
