@@ -47,12 +47,14 @@ def _jobs(listing, dest_root, chunk=2000):
 
 
 def extract(train, val, raw_dir, label_file, runner):
-    """Unpack both listings under raw_dir; copy the label file to synset_labels.txt."""
+    """Unpack both listings under raw_dir; copy the label file to synset_labels.txt
+    (label_file None: no copy).  Images of a listing with groups go into
+    <split>/<group>/, the others straight into <split>/."""
     total = 0
     for listing, sub in ((train, "train"), (val, "validation")):
         for _, n in runner.run(_extract_group, _jobs(listing, os.path.join(raw_dir, sub))):
             total += n
     target = os.path.join(raw_dir, "synset_labels.txt")
-    if not os.path.exists(target):
+    if label_file is not None and not os.path.exists(target):
         shutil.copyfile(label_file, target)
     return total

@@ -13,6 +13,7 @@ ILSVRC2012_val_00019877 is in the real set).  Output depends only on the argumen
 """
 
 import argparse
+import gzip
 import io
 import os
 import random
@@ -38,15 +39,83 @@ def _tar_bytes(members):
     return buf.getvalue()
 
 
-def _write_tar(path, members):
-    """Stream (name, bytes) members into a tar file at `path`."""
+def _write_tar(path, members, compress=False):
+    """Stream (name, bytes) members into a tar file at `path` (gzip: mtime 0).
+
+    A name ending in '/' is a directory entry."""
     tmp = path + ".tmp"
-    with tarfile.open(tmp, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    with open(tmp, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw as f, \
+            tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, payload in members:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(payload), 1334000000, 0o644
+            if name.endswith("/"):
+                info.type, info.size, info.mode = tarfile.DIRTYPE, 0, 0o755
             tar.addfile(info, io.BytesIO(payload))
     os.replace(tmp, path)
+
+
+# Annotation cases, given to training images in sorted order (sorted synsets, then
+# sorted names): (case, (width, height), filename tag or None for the image's own
+# stem, [(object name, xmin, ymin, xmax, ymax)]).  "own" is the image's synset,
+# "other" another synset of the 1000.
+BOX_CASES = (
+    ("normal", (500, 375), None, [("own", 50, 30, 250, 300)]),
+    ("two", (500, 375), None, [("own", 0, 0, 100, 75), ("own", 250, 187, 500, 375)]),
+    ("swapped", (500, 400), None, [("own", 400, 300, 100, 50)]),
+    ("outside", (500, 400), None, [("own", -20, 10, 600, 420)]),
+    ("degenerate", (500, 400), None, [("own", 100, 50, 100, 200),
+                                      ("own", 10, 300, 20, 300),
+                                      ("own", 600, 10, 700, 20)]),
+    ("human", (400, 300), None, [("Scottish_deerhound", 40, 30, 200, 150)]),
+    ("filename", (640, 480), "%s", [("own", 64, 48, 320, 240)]),
+    ("object0", (400, 300), None, [("other", 40, 30, 200, 150), ("own", 0, 0, 400, 300)]),
+    ("object1", (400, 300), None, [("own", 40, 30, 200, 150), ("other", 0, 0, 400, 300)]),
+    ("rounding", (3, 3), None, [("own", 1, 1, 2, 2)]),
+)
+# An annotation in a directory that is not one of the 1000 synsets.
+FOREIGN_BOX = "n00000000/n00000000_1.xml"
+
+
+def annotation_xml(folder, filename, size, objects):
+    """PASCAL-VOC style annotation text, as in ILSVRC2012_bbox_train_v2."""
+    objs = "".join(
+        "\t<object>\n\t\t<name>%s</name>\n\t\t<pose>Unspecified</pose>\n"
+        "\t\t<truncated>0</truncated>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n"
+        "\t\t\t<xmin>%d</xmin>\n\t\t\t<ymin>%d</ymin>\n\t\t\t<xmax>%d</xmax>\n"
+        "\t\t\t<ymax>%d</ymax>\n\t\t</bndbox>\n\t</object>\n" % obj for obj in objects)
+    return ("<annotation>\n\t<folder>%s</folder>\n\t<filename>%s</filename>\n"
+            "\t<source>\n\t\t<database>ILSVRC_2012</database>\n\t</source>\n"
+            "\t<size>\n\t\t<width>%d</width>\n\t\t<height>%d</height>\n"
+            "\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n%s"
+            "</annotation>\n" % (folder, filename, size[0], size[1], objs)).encode()
+
+
+def write_boxes(out_dir, train):
+    """ILSVRC2012_bbox_train_v2.tar.gz for {synset: [names]}; returns {image: case}."""
+    images = [(s, n) for s in sorted(train) for n in sorted(train[s])]
+    members, cases = {}, {}
+    for (synset, name), (case, size, tag, objects) in zip(images, BOX_CASES):
+        stem = name[:-len(".JPEG")]
+        other = "n01443537" if synset != "n01443537" else "n01440764"
+        objs = [({"own": synset, "other": other}.get(o[0], o[0]),) + o[1:] for o in objects]
+        members[synset + "/" + stem + ".xml"] = annotation_xml(
+            synset, stem if tag is None else tag, size, objs)
+        cases[name] = case
+    folder, stem = FOREIGN_BOX[:-len(".xml")].split("/")
+    members[FOREIGN_BOX] = annotation_xml(folder, stem, (100, 100),
+                                          [(folder, 10, 10, 50, 50)])
+    cases[stem + ".JPEG"] = "foreign"
+    entries = []
+    for name in sorted(members):
+        folder = name.split("/")[0] + "/"
+        if not entries or not entries[-1][0].startswith(folder):
+            entries.append((folder, b""))
+        entries.append((name, members[name]))
+    _write_tar(os.path.join(out_dir, "ILSVRC2012_bbox_train_v2.tar.gz"), entries,
+               compress=True)
+    return cases
 
 
 def make_image(rng, kind, width, height, ac_terms=2):
@@ -81,8 +150,11 @@ def pick_synsets(rng, count):
 
 
 def generate(out_dir, classes=6, per_class=5, val=12, seed=1, min_width=40,
-             max_width=96, min_height=32, max_height=80, ac_terms=2):
-    """Write the sample into out_dir; return {"train": {synset: [names]}, "val": [synsets]}."""
+             max_width=96, min_height=32, max_height=80, ac_terms=2, bbox=False):
+    """Write the sample into out_dir; return {"train": {synset: [names]}, "val": [synsets]}.
+
+    With bbox=True also the annotation archive; the manifest then has "bbox":
+    {image name: case of BOX_CASES, or "foreign" for FOREIGN_BOX}."""
     args = argparse.Namespace(min_width=min_width, max_width=max_width,
                               min_height=min_height, max_height=max_height)
     rng = random.Random(seed)
@@ -128,6 +200,8 @@ def generate(out_dir, classes=6, per_class=5, val=12, seed=1, min_width=40,
     _write_tar(os.path.join(out_dir, "ILSVRC2012_img_val.tar"), scrambled(val_members))
     with open(os.path.join(out_dir, "synset_labels.txt"), "w") as f:
         f.write("".join(s + "\n" for s in manifest["val"]))
+    if bbox:
+        manifest["bbox"] = write_boxes(out_dir, manifest["train"])
     return manifest
 
 
@@ -139,10 +213,12 @@ def main(argv=None):
     p.add_argument("--per-class", type=int, default=5, help="images per class (default 5)")
     p.add_argument("--val", type=int, default=12, help="validation images (default 12)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bbox", action="store_true", help="also write the bounding box "
+                   "archive ILSVRC2012_bbox_train_v2.tar.gz")
     a = p.parse_args(argv)
     if a.classes < 1 or a.per_class < 1 or a.val < 1:
         p.error("--classes, --per-class and --val must be at least 1")
-    m = generate(a.out_dir, a.classes, a.per_class, a.val, a.seed)
+    m = generate(a.out_dir, a.classes, a.per_class, a.val, a.seed, bbox=a.bbox)
     n = sum(len(v) for v in m["train"].values())
     sys.stderr.write("wrote a sample ILSVRC2012 release to %s: %d classes, %d training "
                      "and %d validation images\n" % (a.out_dir, len(m["train"]), n, a.val))

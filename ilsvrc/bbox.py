@@ -1,0 +1,210 @@
+"""Bounding boxes: ILSVRC2012 annotation XMLs -> TF-slim's CSV (spec §5).
+
+One CSV line per kept box, `<image>.JPEG,xmin,ymin,xmax,ymax`, coordinates relative to
+the annotated image size, `%.4f`.  The rules follow upstream's process_bounding_boxes.py,
+quirks included (decision A9, kept for identical output):
+  * the k-th `xmin`/`ymin`/`xmax`/`ymax` element anywhere in the document makes box k,
+    counting stops at the first missing `xmin` (or one whose value is -1);
+  * the image size is the first `width`/`height`; the label of every box is the first
+    `name` (object 0's), so a synset filter keeps or drops a file's boxes together;
+  * swapped corners are put in order, coordinates are clamped into [0, 1], boxes with
+    no area left are dropped;
+  * the image name is the XML file's own name, never its `filename` tag.
+Differences: a malformed file (bad XML, a missing or non-integer coordinate, a size
+that is not positive) stops the run with a message naming it, where upstream crashed
+or silently dropped the boxes; a missing `filename` tag (unused) is tolerated.
+
+Annotations are read from the extracted directory (`DIR/<synset>/*.xml`) or straight
+from the archive `ILSVRC2012_bbox_train_v2.tar.gz`, streamed, never extracted.
+"""
+
+import fnmatch
+import os
+import sys
+import tarfile
+import zlib
+import xml.etree.ElementTree as ET
+
+from ilsvrc.errors import UserError
+
+ARCHIVE = "ILSVRC2012_bbox_train_v2.tar.gz"
+CSV_NAME = "imagenet_2012_bounding_boxes.csv"
+PROGRESS_EVERY = 5000
+
+
+class BoxError(UserError):
+    pass
+
+
+def _nth_text(root, tag, k):
+    """(found, text) of the k-th `tag` element in document order."""
+    for n, elem in enumerate(root.iter(tag)):
+        if n == k:
+            return True, elem.text
+    return False, None
+
+
+def _int(root, tag, k, where):
+    """The k-th `tag` as an int, None when there is no such element."""
+    found, text = _nth_text(root, tag, k)
+    if not found:
+        return None
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise BoxError("%s: <%s> number %d is '%s', not an integer. Fix or remove the "
+                       "file." % (where, tag, k + 1, (text or "").strip()))
+
+
+def parse(data, where):
+    """(width, height, label, [(xmin, ymin, xmax, ymax) ints]) of one annotation."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as err:
+        raise BoxError("%s: not well-formed XML (%s). Fix or remove the file." % (where, err))
+    corners = []
+    while True:
+        k = len(corners)
+        xmin = _int(root, "xmin", k, where)
+        if xmin is None or xmin == -1:
+            break
+        rest = [_int(root, tag, k, where) for tag in ("ymin", "xmax", "ymax")]
+        if None in rest:
+            raise BoxError("%s: box %d has an xmin but no ymin, xmax or ymax. Fix or "
+                           "remove the file." % (where, k + 1))
+        corners.append((xmin,) + tuple(rest))
+    width = height = None
+    if corners:  # like upstream, the size is only read for files with boxes
+        width, height = _int(root, "width", 0, where), _int(root, "height", 0, where)
+        if not (width and height and width > 0 and height > 0):
+            raise BoxError("%s: the image size (<width>, <height>) is missing or not "
+                           "positive, so its boxes cannot be scaled. Fix or remove the "
+                           "file." % where)
+    return width, height, _nth_text(root, "name", 0)[1], corners
+
+
+def scale(corners, width, height):
+    """Relative (xmin, ymin, xmax, ymax): corners ordered and clamped into [0, 1]."""
+    out = []
+    for xmin, ymin, xmax, ymax in corners:
+        xs = sorted((xmin / width, xmax / width))
+        ys = sorted((ymin / height, ymax / height))
+        xs = [min(max(v, 0.0), 1.0) for v in xs]
+        ys = [min(max(v, 0.0), 1.0) for v in ys]
+        out.append((xs[0], ys[0], xs[1], ys[1]))
+    return out
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _is_annotation(relpath):
+    """`<dir>/<file>.xml` one level down, no dot-names (Python glob `*/*.xml`)."""
+    parts = relpath.split("/")
+    return (len(parts) == 2 and not any(p.startswith(".") or not p for p in parts)
+            and fnmatch.fnmatchcase(parts[1], "*.xml"))
+
+
+def _from_dir(directory):
+    try:
+        subdirs = sorted(e.name for e in os.scandir(directory) if e.is_dir())
+    except OSError as err:
+        raise UserError("cannot list %s: %s" % (directory, err.strerror))
+    for sub in subdirs:
+        names = sorted(e.name for e in os.scandir(os.path.join(directory, sub))
+                       if e.is_file())
+        for name in names:
+            if _is_annotation(sub + "/" + name):
+                path = os.path.join(directory, sub, name)
+                yield sub, name, path, lambda path=path: _read_file(path)
+
+
+def _read_file(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UserError("cannot read %s: %s" % (path, err.strerror))
+
+
+def _from_archive(path):
+    seen = set()
+    try:
+        with tarfile.open(path, "r|*") as tar:
+            for info in tar:
+                name = info.name
+                while name.startswith("./"):
+                    name = name[2:]
+                if not info.isreg() or not _is_annotation(name):
+                    continue
+                if name in seen:
+                    raise UserError("%s: member %s appears twice; get a clean copy of "
+                                    "the archive." % (path, name))
+                seen.add(name)
+                data = tar.extractfile(info).read()
+                sub, base = name.split("/")
+                yield sub, base, "%s: %s" % (path, name), lambda data=data: data
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise UserError("%s: cannot be read as a (compressed) tar archive (%s). Get a "
+                        "complete copy." % (path, err or type(err).__name__))
+    except OSError as err:
+        raise UserError("cannot read %s: %s. Get a complete copy."
+                        % (path, err.strerror or err))
+
+
+def annotations(source):
+    """Yield (dir_label, xml_name, where, read) from a directory or an archive."""
+    if os.path.isdir(source):
+        return _from_dir(source)
+    if os.path.isfile(source):
+        return _from_archive(source)
+    raise UserError("%s does not exist: give the annotation directory (<synset>/*.xml) "
+                    "or the archive %s" % (source, ARCHIVE))
+
+
+# --------------------------------------------------------------------------- the CSV
+
+def csv_lines(source, synsets=None, log=sys.stderr):
+    """Yield the CSV lines (without newline) of every kept box; statistics on `log`.
+
+    `synsets`: optional set; files in other directories are skipped, and boxes whose
+    label is another synset of the set are dropped (non-synset labels are kept).
+    """
+    stats = dict(files=0, skipped_files=0, skipped_boxes=0, boxes=0, images=0)
+    for index, (dir_label, name, where, read) in enumerate(annotations(source)):
+        stats["files"] += 1
+        if synsets is not None and dir_label not in synsets:
+            stats["skipped_files"] += 1
+            continue
+        width, height, label, corners = parse(read(), where)
+        stem = os.path.splitext(name)[0]
+        wrong_label = synsets is not None and label != dir_label and label in synsets
+        written = 0
+        for xmin, ymin, xmax, ymax in scale(corners, width, height):
+            if wrong_label or xmin >= xmax or ymin >= ymax:
+                stats["skipped_boxes"] += 1
+                continue
+            written += 1
+            yield "%s.JPEG,%.4f,%.4f,%.4f,%.4f" % (stem, xmin, ymin, xmax, ymax)
+        stats["boxes"] += written
+        stats["images" if written else "skipped_files"] += 1
+        if index % PROGRESS_EVERY == 0:
+            log.write("bounding boxes: %d annotation files read\n" % (index + 1))
+            log.flush()
+    log.write("bounding boxes: %(files)d annotation files, %(skipped_files)d skipped "
+              "(other synset or no box kept), %(skipped_boxes)d boxes skipped; %(boxes)d boxes written "
+              "for %(images)d images\n" % stats)
+    log.flush()
+
+
+def write_csv(source, out_path, synsets=None, log=sys.stderr):
+    """Write the CSV sorted in code-point order (= `LC_ALL=C sort`) to out_path, atomically."""
+    lines = sorted(csv_lines(source, synsets, log))
+    tmp = os.path.join(os.path.dirname(out_path) or ".",
+                       "." + os.path.basename(out_path) + ".partial")
+    try:
+        with open(tmp, "w", encoding="ascii", newline="\n") as f:
+            f.writelines(line + "\n" for line in lines)
+        os.replace(tmp, out_path)
+    except OSError as err:
+        raise UserError("cannot write %s: %s" % (out_path, err.strerror or err))
+    return len(lines)

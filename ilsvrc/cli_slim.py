@@ -1,0 +1,147 @@
+"""The slim shell drivers: `slim/download_and_convert_imagenet.sh DIR` and
+`slim/datasets/download_imagenet.sh OUTDIR` (spec §7-§8), without prompts or downloads.
+
+download_and_convert_imagenet.sh DIR takes ILSVRC2012_img_train.tar,
+ILSVRC2012_img_val.tar and ILSVRC2012_bbox_train_v2.tar.gz from DIR and writes
+DIR/raw-data/imagenet_2012_bounding_boxes.csv, then DIR/validation-NNNNN-of-00128 and
+DIR/train-NNNNN-of-01024, reading the tars in place.  With --extract it first unpacks
+DIR/raw-data/train/<synset>/ and DIR/raw-data/validation/<synset>/ (upstream's
+raw-data tree) and converts from there; the records are the same.
+"""
+
+import argparse
+import os
+import sys
+
+from ilsvrc import bbox, data, extract, image, pool, slim, sources
+from ilsvrc.errors import UsageError, UserError, main_guard
+
+CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
+
+
+def _workers(value):
+    if value is not None and value < 0:
+        raise UsageError("--workers must be 0 or more")
+    return pool.default_workers() if value is None else value
+
+
+def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr):
+    """Unpack the tars into raw_dir/train/<synset>/ and raw_dir/validation/<synset>/.
+
+    Only classes of synsets_file are unpacked; validation images go straight into
+    their synset folder (the layout preprocess_imagenet_validation_data.py makes).
+    Resumable: files already there with the right size are kept.
+    """
+    train, val = slim.tar_listings(tar_dir, runner)
+    wanted = set(slim.load_synsets(synsets_file))
+    kept = sources.Listing("train")
+    kept.containers, kept.inner_tars = train.containers, train.inner_tars
+    for i in range(len(train)):
+        if train.group_of(i) in wanted:
+            kept.add(train.names[i], train.group_of(i), train.container[i],
+                     train.offset[i], train.size[i])
+    n = extract.extract(kept, val, raw_dir, None, runner)
+    log.write("unpacked %d files into %s/train and %s/validation\n" % (n, raw_dir, raw_dir))
+
+
+def _parse_convert(argv):
+    p = argparse.ArgumentParser(
+        prog=CONVERT, description="Build TF-slim's ImageNet TFRecords in DIR from the "
+        "ILSVRC2012 tars in DIR, read in place: DIR/validation-NNNNN-of-00128, "
+        "DIR/train-NNNNN-of-01024 and DIR/raw-data/imagenet_2012_bounding_boxes.csv.",
+        epilog="Nothing is downloaded and nothing is asked. Rerunning the same command "
+        "after an interruption resumes: finished shards are kept.")
+    p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar, "
+                   "ILSVRC2012_img_val.tar and %s" % bbox.ARCHIVE)
+    p.add_argument("--no-boxes", action="store_true", help="convert without %s: every "
+                   "record gets empty box lists" % bbox.ARCHIVE)
+    p.add_argument("--extract", action="store_true", help="also unpack the images into "
+                   "DIR/raw-data/train/<synset>/ and DIR/raw-data/validation/<synset>/ "
+                   "(upstream's layout, ~150 GB more) and convert from there")
+    p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
+                   metavar="T", help="shard layout of upstream's threads (default 8 as "
+                   "tensorflow/models; 64 reproduces darchr-built datasets)")
+    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: one per CPU core, here %d)"
+                   % pool.default_workers())
+    p.add_argument("--check", choices=image.CHECKS, default="header",
+                   help="image check: 'header' (default, fast) or 'decode' (TensorFlow "
+                   "decodes every image, as upstream)")
+    p.add_argument("--no-verify", action="store_true", help="skip re-reading the shards "
+                   "after writing")
+    a = p.parse_args(argv)
+    a.workers = _workers(a.workers)
+    slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
+    return a
+
+
+def convert_main(argv):
+    a = _parse_convert(argv)
+    top = os.path.abspath(a.dir.rstrip("/") or "/")
+    if not os.path.isdir(top):
+        raise UserError("%s is not a directory; give the directory holding the "
+                        "ILSVRC2012 tars" % a.dir)
+    raw = os.path.join(top, "raw-data")
+    archive = os.path.join(top, bbox.ARCHIVE)
+    for path in [os.path.join(top, n) for n in (sources.TRAIN_TAR, sources.VAL_TAR)]:
+        if not os.path.isfile(path):
+            raise UserError("missing %s: put the ILSVRC2012 tars in %s (nothing is "
+                            "downloaded)" % (path, top))
+    if not a.no_boxes and not os.path.isfile(archive):
+        raise UserError("missing %s: put the bounding box archive there, or pass "
+                        "--no-boxes to convert without boxes" % archive)
+    try:
+        os.makedirs(raw, exist_ok=True)
+    except OSError as err:
+        raise UserError("cannot create %s: %s" % (raw, err.strerror or err))
+    csv = ""
+    if not a.no_boxes:
+        csv = os.path.join(raw, bbox.CSV_NAME)
+        n = bbox.write_csv(archive, csv, set(slim.load_synsets(data.SYNSETS_FILE)))
+        sys.stderr.write("wrote %d boxes to %s\n" % (n, csv))
+    with pool.Pool(a.workers) as runner:
+        where = dict(source_dir=top)
+        if a.extract:
+            extract_raw(top, raw, data.SYNSETS_FILE, runner)
+            val_dir = os.path.join(raw, "validation")
+            slim.sort_validation(val_dir, data.VAL_LABELS_FILE)
+            where = dict(train_dir=os.path.join(raw, "train"), val_dir=val_dir)
+        slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
+                     check=a.check, do_verify=not a.no_verify, **where)
+    sys.stderr.write("done: %s/validation-*-of-%05d and %s/train-*-of-%05d\n"
+                     % (top, slim.VAL_SHARDS, top, slim.TRAIN_SHARDS))
+    return 0
+
+
+def extract_main(argv):
+    p = argparse.ArgumentParser(
+        prog=EXTRACT, description="Unpack the ILSVRC2012 tars into OUTDIR/train/<synset>/ "
+        "and OUTDIR/validation/<synset>/ (nothing is downloaded or asked).")
+    p.add_argument("outdir", metavar="OUTDIR", nargs="?", default="imagenet-data",
+                   help="where to unpack (default ./imagenet-data)")
+    p.add_argument("synsets", metavar="SYNSETS_FILE", nargs="?", default=data.SYNSETS_FILE,
+                   help="classes to unpack (default: the 1000 shipped synsets)")
+    p.add_argument("--tars", metavar="DIR", help="directory holding the tars (default: "
+                   "the parent of OUTDIR, as upstream)")
+    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: one per CPU core)")
+    a = p.parse_args(argv)
+    outdir = os.path.abspath(a.outdir)
+    tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)
+    with pool.Pool(_workers(a.workers)) as runner:
+        extract_raw(tars, outdir, a.synsets, runner)
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("convert", "extract"):
+        sys.stderr.write("usage: python -m ilsvrc.cli_slim {convert,extract} ...\n")
+        return 2
+    if argv[0] == "convert":
+        return main_guard(lambda: convert_main(argv[1:]), CONVERT)
+    return main_guard(lambda: extract_main(argv[1:]), EXTRACT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Format (b): TF-slim's ImageNet TFRecords, as research/slim build_imagenet_data.py
+writes them (spec §4): validation then training shards, flat in one directory,
+15 features with the human-readable class text and the bounding boxes.
+
+Images come from the slim tree (`<train_dir>/<synset>/*.JPEG`,
+`<validation_dir>/<synset>/*.JPEG`) or straight from the release tars; the flat
+validation tar is grouped by synset with the 50,000-line label file, by the number
+in each file name (what preprocess_imagenet_validation_data.py does on disk).
+Labels are 1-based lines of the synsets file.  Each split is listed per synset in
+synsets-file order, file names sorted (decision A2), then shuffled with seed 12345,
+reseeded per split.  Shard boundaries follow upstream's thread layout, so
+`num_threads` is a layout parameter here: the writing is done by the worker pool.
+"""
+
+import os
+import sys
+from array import array
+
+from ilsvrc import data, example, plan, sources, verify, write
+from ilsvrc.errors import UsageError, UserError
+
+B, F, I = example.BYTES, example.FLOAT, example.INT64
+TRAIN_SHARDS, VAL_SHARDS, NUM_THREADS = 1024, 128, 8
+SEED = 12345
+BOX_KEYS = ("image/object/bbox/xmin", "image/object/bbox/ymin",
+            "image/object/bbox/xmax", "image/object/bbox/ymax")
+SCHEMA = {
+    "image/height": I, "image/width": I, "image/colorspace": B, "image/channels": I,
+    "image/class/label": I, "image/class/synset": B, "image/class/text": B,
+    "image/object/bbox/xmin": F, "image/object/bbox/xmax": F,
+    "image/object/bbox/ymin": F, "image/object/bbox/ymax": F,
+    "image/object/bbox/label": I, "image/format": B, "image/filename": B,
+    "image/encoded": B,
+}
+
+
+def check_layout(train_shards, val_shards, num_threads):
+    """Upstream's rules on shards and threads, as usage errors."""
+    if num_threads < 1:
+        raise UsageError("--num_threads must be at least 1")
+    for flag, shards in (("--train_shards", train_shards),
+                         ("--validation_shards", val_shards)):
+        if shards < 1:
+            raise UsageError("%s must be at least 1" % flag)
+        if shards % num_threads:
+            raise UsageError("%s=%d is not a multiple of --num_threads=%d: choose a "
+                             "number of threads that divides both shard counts"
+                             % (flag, shards, num_threads))
+
+
+# --------------------------------------------------------------------------- lookups
+
+def load_synsets(path):
+    """Synsets in file order; label of line k (0-based) is k + 1."""
+    synsets = [line.strip() for line in data.read_lines(path, "labels file")]
+    seen = {}
+    for k, s in enumerate(synsets):
+        if not s:
+            raise UserError("%s line %d is empty; the labels file needs one synset per "
+                            "line" % (path, k + 1))
+        if s in seen:
+            raise UserError("%s lists %s twice (lines %d and %d); each synset must "
+                            "appear once" % (path, s, seen[s] + 1, k + 1))
+        seen[s] = k
+    if not synsets:
+        raise UserError("%s is empty; it should list the synsets, one per line" % path)
+    return synsets
+
+
+def load_metadata(path):
+    """{synset: human-readable text} from `synset<TAB>text` lines."""
+    texts = {}
+    for k, line in enumerate(data.read_lines(path, "metadata file")):
+        parts = line.strip().split("\t")
+        if len(parts) != 2:
+            raise UserError("%s line %d: expected 'synset<TAB>text', got %r"
+                            % (path, k + 1, line))
+        texts[parts[0]] = parts[1]
+    return texts
+
+
+def load_boxes(path):
+    """{image file name: [(xmin, ymin, xmax, ymax), ...]} in file order; {} for ''."""
+    boxes = {}
+    if not path:
+        return boxes
+    for k, line in enumerate(data.read_lines(path, "bounding box file")):
+        parts = line.split(",")
+        try:
+            if len(parts) != 5:
+                raise ValueError
+            box = tuple(float(v) for v in parts[1:])
+        except ValueError:
+            raise UserError("%s line %d: expected 'image,xmin,ymin,xmax,ymax', got %r. "
+                            "Regenerate it with process_bounding_boxes.py"
+                            % (path, k + 1, line))
+        boxes.setdefault(parts[0], []).append(box)
+    return boxes
+
+
+# --------------------------------------------------------------------------- sources
+
+class MissingImage(UserError):
+    pass
+
+
+def by_synset(flat, label_file):
+    """A flat validation listing regrouped under each image's synset (label file)."""
+    label_lines = [s.strip() for s in data.read_lines(label_file, "validation label file")]
+    order = sorted(range(len(flat)), key=flat.names.__getitem__)
+    try:
+        synsets = plan.validation_synsets([flat.names[i] for i in order], label_lines,
+                                          label_file)
+    except ValueError as err:
+        raise UserError(str(err))
+    grouped = sources.Listing(flat.split)
+    grouped.containers, grouped.root = flat.containers, flat.root
+    for i, synset in zip(order, synsets):
+        grouped.add(flat.names[i], synset, flat.container[i], flat.offset[i], flat.size[i])
+    return grouped
+
+
+def tar_listings(source_dir, runner, val_label_file=None):
+    """(train, validation) listings of the release tars in source_dir, read in place."""
+    tars = [os.path.join(source_dir, name) for name in (sources.TRAIN_TAR, sources.VAL_TAR)]
+    missing = [p for p in tars if not os.path.isfile(p)]
+    if missing:
+        raise UserError("missing %s. Put both ILSVRC2012 tars in %s."
+                        % (" and ".join(missing), source_dir))
+    train = sources.index_train_tar(tars[0], runner)
+    val = by_synset(sources.index_flat_tar(tars[1]), val_label_file or data.VAL_LABELS_FILE)
+    return train, val
+
+
+def tree_listings(train_dir, val_dir):
+    """(train, validation) listings of the slim tree: `<dir>/<synset>/*.JPEG` each."""
+    for d in (train_dir, val_dir):
+        if not os.path.isdir(d):
+            raise UserError("%s is not a directory (expected <synset>/*.JPEG inside)" % d)
+    return sources.list_tree_train(train_dir), sources.list_tree_train(val_dir)
+
+
+def sort_validation(val_dir, label_file):
+    """Move `val_dir/ILSVRC2012_val_%08d.JPEG` into `val_dir/<synset>/` (spec §6).
+
+    Re-runnable: images already in their synset folder are left there.  Every image
+    is looked for before anything moves.  Returns the number of files moved.
+    """
+    labels = [s.strip() for s in data.read_lines(label_file, "validation label file")]
+    for k, s in enumerate(labels):
+        if not s:
+            raise UserError("%s line %d is empty; expected one synset per line"
+                            % (label_file, k + 1))
+    moves = []
+    for k, synset in enumerate(labels):
+        name = "ILSVRC2012_val_%08d.JPEG" % (k + 1)
+        src, dst = os.path.join(val_dir, name), os.path.join(val_dir, synset, name)
+        if os.path.isfile(src):
+            moves.append((src, dst))
+        elif not os.path.isfile(dst):
+            raise MissingImage("failed to find %s (nor %s). Extract ILSVRC2012_img_val.tar "
+                            "into %s first." % (src, dst, val_dir))
+    try:
+        for synset in sorted(set(labels)):
+            os.makedirs(os.path.join(val_dir, synset), exist_ok=True)
+        for src, dst in moves:
+            os.replace(src, dst)
+    except OSError as err:
+        raise UserError("cannot sort %s: %s" % (val_dir, err.strerror or err))
+    return len(moves)
+
+
+# --------------------------------------------------------------------------- plan
+
+def listing_order(listing, synsets):
+    """Indices in upstream's list order: synsets in file order, names sorted (A2)."""
+    gid = {name: g for g, name in enumerate(listing.group_names)}
+    members = {}
+    for i in range(len(listing)):
+        members.setdefault(listing.group[i], []).append(i)
+    order = array("I")
+    for synset in synsets:
+        idx = members.get(gid.get(synset), [])
+        idx.sort(key=listing.names.__getitem__)
+        order.extend(idx)
+    return order
+
+
+def _features(synset, label, text, boxes):
+    return {
+        "image/class/label": (I, [label]),
+        "image/class/synset": (B, [synset.encode("utf-8")]),
+        "image/class/text": (B, [text.encode("utf-8")]),
+        "image/object/bbox/xmin": (F, [b[0] for b in boxes]),
+        "image/object/bbox/ymin": (F, [b[1] for b in boxes]),
+        "image/object/bbox/xmax": (F, [b[2] for b in boxes]),
+        "image/object/bbox/ymax": (F, [b[3] for b in boxes]),
+        "image/object/bbox/label": (I, [label] * len(boxes)),
+    }
+
+
+def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_threads,
+               metadata_file="metadata file", log=sys.stderr):
+    """A write.Split for one split (spec §4.3-4.5)."""
+    labels = {s: k + 1 for k, s in enumerate(synsets)}
+    base = listing_order(listing, synsets)
+    if not base:
+        raise UserError("found no %s images: none of the synsets of the labels file has "
+                        "a <synset>/*.JPEG in the source (is the validation directory "
+                        "still flat? run preprocess_imagenet_validation_data.py)" % prefix)
+    order = array("I", plan.apply_order(base, plan.seeded_permutation(len(base), SEED)))
+    del base
+    for g in sorted({listing.group[i] for i in order}):
+        synset = listing.group_names[g]
+        if synset not in texts:
+            raise UserError("%s has no text for synset %s; add a '%s<TAB>text' line"
+                            % (metadata_file, synset, synset))
+    with_boxes = sum(1 for i in order if listing.names[i] in boxes)
+    log.write("%s: found %d images with bboxes out of %d images\n"
+              % (prefix, with_boxes, len(order)))
+
+    def item(j):
+        i = order[j]
+        path, offset, size, where = listing.locate(i)
+        synset = listing.group_of(i)
+        return (path, offset, size, where, listing.relpath(i),
+                _features(synset, labels[synset], texts[synset],
+                          boxes.get(listing.names[i], ())))
+
+    return write.Split(prefix, out_dir, plan.thread_shards(len(order), num_shards,
+                                                           num_threads),
+                       item, len(order))
+
+
+def convert(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
+            labels_file=data.SYNSETS_FILE, metadata_file=data.METADATA_FILE,
+            bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
+            val_shards=VAL_SHARDS, num_threads=NUM_THREADS, check="header",
+            do_verify=True, log=sys.stderr):
+    """The whole slim conversion; returns (splits, stats).
+
+    Reads the tars in source_dir when given, else the trees train_dir and val_dir.
+    bbox_file '' means no boxes (every image gets empty box lists).
+    """
+    check_layout(train_shards, val_shards, num_threads)
+    if not os.path.isdir(out_dir):
+        raise UserError("output directory %s does not exist; create it first (the slim "
+                        "converter does not create it)" % out_dir)
+    synsets = load_synsets(labels_file)
+    texts = load_metadata(metadata_file)
+    boxes = load_boxes(bbox_file)
+    log.write("%d bounding boxes for %d images in %s\n"
+              % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
+    if source_dir is not None:
+        train, val = tar_listings(source_dir, runner, val_label_file)
+    else:
+        train, val = tree_listings(train_dir, val_dir)
+    log.write("Saving results to %s\n" % out_dir)
+    splits = [plan_split("validation", val, synsets, texts, boxes, out_dir, val_shards,
+                         num_threads, metadata_file, log),
+              plan_split("train", train, synsets, texts, boxes, out_dir, train_shards,
+                         num_threads, metadata_file, log)]
+    stats = write.write_splits(splits, runner, check, label="converting")
+    if do_verify:
+        counts = verify.verify_splits(splits, SCHEMA, (1, len(synsets)), runner)
+        log.write("verified: %d validation and %d training records, every image once "
+                  "with its label\n" % (counts["validation"], counts["train"]))
+    return splits, stats

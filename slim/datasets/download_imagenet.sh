@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# slim/datasets/download_imagenet.sh [OUTDIR [SYNSETS_FILE]] [--tars DIR]  --  see --help
+# Unpacks the ILSVRC2012 tars (by default from the parent of OUTDIR, as upstream) into
+# OUTDIR/train/<synset>/ and OUTDIR/validation/<synset>/. Nothing is downloaded: the
+# image-net.org URLs upstream used are dead, and nothing is asked.
+set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/find_python.sh"
+exec "$py" -m ilsvrc.cli_slim extract "$@"

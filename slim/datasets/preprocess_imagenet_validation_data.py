@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Sort the flat ILSVRC2012 validation images into one folder per synset (Python 3 port).
+
+  preprocess_imagenet_validation_data.py VALIDATION_DIR LABELS_FILE
+
+Moves VALIDATION_DIR/ILSVRC2012_val_%08d.JPEG number k into VALIDATION_DIR/<synset>/,
+the synset being line k of LABELS_FILE (the shipped
+imagenet_2012_validation_synset_labels.txt), which is the layout build_imagenet_data.py
+reads.  Unlike upstream it can be run again: images already in their folder are left
+there, so a second run, or a run after an interruption, completes.  Every image is
+looked for before anything is moved.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+from ilsvrc import slim  # noqa: E402
+from ilsvrc.errors import UserError, main_guard, report  # noqa: E402
+
+PROG = "preprocess_imagenet_validation_data.py"
+USAGE = "usage: %s VALIDATION_DIR LABELS_FILE\n" % PROG
+
+
+def run(args):
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE + __doc__.split("\n", 3)[3])
+        return 0
+    if len(args) < 2:
+        sys.stderr.write(USAGE)
+        return 255  # upstream exits with status -1
+    val_dir, label_file = args[:2]  # extra arguments are ignored, as upstream
+    if not os.path.isdir(val_dir):
+        raise UserError("%s is not a directory; extract ILSVRC2012_img_val.tar into it "
+                        "first" % val_dir)
+    try:
+        moved = slim.sort_validation(val_dir, label_file)
+    except slim.MissingImage as err:
+        report(err, PROG)
+        return 255  # upstream's status for a missing image
+    sys.stderr.write("%s: moved %d images into their synset folders\n" % (val_dir, moved))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_guard(lambda: run(sys.argv[1:]), PROG))
