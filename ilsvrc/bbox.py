@@ -23,7 +23,7 @@ import os
 import sys
 import tarfile
 import zlib
-import xml.etree.ElementTree as ET
+from xml.etree import ElementTree
 
 from ilsvrc.errors import UserError
 
@@ -59,8 +59,8 @@ def _int(root, tag, k, where):
 def parse(data, where):
     """(width, height, label, [(xmin, ymin, xmax, ymax) ints]) of one annotation."""
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as err:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as err:
         raise BoxError("%s: not well-formed XML (%s). Fix or remove the file." % (where, err))
     corners = []
     while True:
@@ -191,8 +191,8 @@ def csv_lines(source, synsets=None, log=sys.stderr):
             log.write("bounding boxes: %d annotation files read\n" % (index + 1))
             log.flush()
     log.write("bounding boxes: %(files)d annotation files, %(skipped_files)d skipped "
-              "(other synset or no box kept), %(skipped_boxes)d boxes skipped; %(boxes)d boxes written "
-              "for %(images)d images\n" % stats)
+              "(other synset or no box kept), %(skipped_boxes)d boxes skipped; "
+              "%(boxes)d boxes written for %(images)d images\n" % stats)
     log.flush()
 
 

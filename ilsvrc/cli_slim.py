@@ -13,16 +13,10 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, data, extract, image, pool, slim, sources
-from ilsvrc.errors import UsageError, UserError, main_guard
+from ilsvrc import bbox, data, extract, frontend, image, pool, slim, sources
+from ilsvrc.errors import UserError, main_guard
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
-
-
-def _workers(value):
-    if value is not None and value < 0:
-        raise UsageError("--workers must be 0 or more")
-    return pool.default_workers() if value is None else value
 
 
 def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr):
@@ -44,13 +38,17 @@ def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr):
     log.write("unpacked %d files into %s/train and %s/validation\n" % (n, raw_dir, raw_dir))
 
 
+def _parser(prog, what):
+    return argparse.ArgumentParser(prog=prog, description=what, epilog="Nothing is "
+                                   "downloaded and nothing is asked. Rerunning the same "
+                                   "command after an interruption resumes.")
+
+
 def _parse_convert(argv):
-    p = argparse.ArgumentParser(
-        prog=CONVERT, description="Build TF-slim's ImageNet TFRecords in DIR from the "
-        "ILSVRC2012 tars in DIR, read in place: DIR/validation-NNNNN-of-00128, "
-        "DIR/train-NNNNN-of-01024 and DIR/raw-data/imagenet_2012_bounding_boxes.csv.",
-        epilog="Nothing is downloaded and nothing is asked. Rerunning the same command "
-        "after an interruption resumes: finished shards are kept.")
+    p = _parser(CONVERT, "Build TF-slim's ImageNet TFRecords in DIR from the ILSVRC2012 "
+                "tars in DIR, read in place: DIR/validation-NNNNN-of-00128, "
+                "DIR/train-NNNNN-of-01024 and DIR/raw-data/imagenet_2012_bounding_boxes.csv; "
+                "finished shards of an interrupted run are kept.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar, "
                    "ILSVRC2012_img_val.tar and %s" % bbox.ARCHIVE)
     p.add_argument("--no-boxes", action="store_true", help="convert without %s: every "
@@ -70,7 +68,7 @@ def _parse_convert(argv):
     p.add_argument("--no-verify", action="store_true", help="skip re-reading the shards "
                    "after writing")
     a = p.parse_args(argv)
-    a.workers = _workers(a.workers)
+    a.workers = frontend.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
     return a
 
@@ -102,10 +100,11 @@ def convert_main(argv):
     with pool.Pool(a.workers) as runner:
         where = dict(source_dir=top)
         if a.extract:
+            # validation images land in their synset folders directly, so there is
+            # nothing left for preprocess_imagenet_validation_data.py to move
             extract_raw(top, raw, data.SYNSETS_FILE, runner)
-            val_dir = os.path.join(raw, "validation")
-            slim.sort_validation(val_dir, data.VAL_LABELS_FILE)
-            where = dict(train_dir=os.path.join(raw, "train"), val_dir=val_dir)
+            where = dict(train_dir=os.path.join(raw, "train"),
+                         val_dir=os.path.join(raw, "validation"))
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
                      check=a.check, do_verify=not a.no_verify, **where)
     sys.stderr.write("done: %s/validation-*-of-%05d and %s/train-*-of-%05d\n"
@@ -114,9 +113,8 @@ def convert_main(argv):
 
 
 def extract_main(argv):
-    p = argparse.ArgumentParser(
-        prog=EXTRACT, description="Unpack the ILSVRC2012 tars into OUTDIR/train/<synset>/ "
-        "and OUTDIR/validation/<synset>/ (nothing is downloaded or asked).")
+    p = _parser(EXTRACT, "Unpack the ILSVRC2012 tars into OUTDIR/train/<synset>/ and "
+                "OUTDIR/validation/<synset>/; files already there are kept.")
     p.add_argument("outdir", metavar="OUTDIR", nargs="?", default="imagenet-data",
                    help="where to unpack (default ./imagenet-data)")
     p.add_argument("synsets", metavar="SYNSETS_FILE", nargs="?", default=data.SYNSETS_FILE,
@@ -128,7 +126,7 @@ def extract_main(argv):
     a = p.parse_args(argv)
     outdir = os.path.abspath(a.outdir)
     tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)
-    with pool.Pool(_workers(a.workers)) as runner:
+    with pool.Pool(frontend.workers(a.workers, "--workers")) as runner:
         extract_raw(tars, outdir, a.synsets, runner)
     return 0
 

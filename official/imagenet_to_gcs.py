@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import gcs, image, official, pool  # noqa: E402
+from ilsvrc import frontend, gcs, official, pool  # noqa: E402
 from ilsvrc.errors import UsageError, UserError, main_guard  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
@@ -31,15 +31,9 @@ flags.DEFINE_string("raw_data_dir", None, "Directory with the two ILSVRC2012 tar
 flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path when "
                      "done; --nogcs_upload keeps them local only.")
 # Our additions (upstream has no equivalent):
-flags.DEFINE_integer("num_workers", None, "Worker processes (default: one per CPU core). "
-                     "The output does not depend on it.")
-flags.DEFINE_enum("image_check", "header", list(image.CHECKS), "header: read size from "
-                  "the JPEG header and check its structure (fast); decode: decode every "
-                  "image with TensorFlow as upstream does.")
+frontend.define_flags(flags)  # --num_workers, --image_check, --verify
 flags.DEFINE_enum("source", "auto", list(official.SOURCES), "Read the tars (tar) or the "
                   "extracted directories (tree); auto prefers the tars when present.")
-flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check it "
-                     "against the plan.")
 
 FLAGS = flags.FLAGS
 PROG = "imagenet_to_gcs.py"

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import data, image, pool, slim  # noqa: E402
+from ilsvrc import data, frontend, pool, slim  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
 flags.DEFINE_string("train_directory", "/tmp/", "Training images: <dir>/<synset>/*.JPEG.")
@@ -51,13 +51,7 @@ flags.DEFINE_string("source_dir", None, "Read ILSVRC2012_img_train.tar and "
 flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the synset of "
                     "each validation image, one a line in number order (default: the "
                     "shipped imagenet_2012_validation_synset_labels.txt).")
-flags.DEFINE_integer("num_workers", None, "Worker processes (default: one per CPU core). "
-                     "The output does not depend on it.")
-flags.DEFINE_enum("image_check", "header", list(image.CHECKS), "header: read size from "
-                  "the JPEG header and check its structure (fast); decode: decode every "
-                  "image with TensorFlow as upstream does.")
-flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check it "
-                     "against the plan.")
+frontend.define_flags(flags)  # --num_workers, --image_check, --verify
 
 FLAGS = flags.FLAGS
 PROG = "build_imagenet_data.py"
@@ -82,15 +76,12 @@ def run(argv):
                              % given[0])
     elif FLAGS.validation_labels_file is not None:
         raise UsageError("--validation_labels_file only applies with --source_dir")
-    if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
-        raise UsageError("--num_workers must be 0 or more")
     bbox_file = FLAGS.bounding_box_file
     if bbox_file and not os.path.isfile(bbox_file):
         raise UsageError("bounding box file %s not found: make it with "
                          "process_bounding_boxes.py, or pass --bounding_box_file='' to "
                          "write empty box lists" % bbox_file)
-    workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
-    with pool.Pool(workers) as runner:
+    with pool.Pool(frontend.workers(FLAGS.num_workers)) as runner:
         slim.convert(
             FLAGS.output_directory, runner, train_dir=FLAGS.train_directory,
             val_dir=FLAGS.validation_directory, source_dir=FLAGS.source_dir,

@@ -6,7 +6,8 @@ if [ -x "$top/.venv/bin/python" ]; then
 elif python3 -c 'import tensorflow' >/dev/null 2>&1; then
   py=python3          # e.g. inside a TensorFlow container
 else
-  echo "$(basename "$0"): no TensorFlow found: run $top/setup.sh first (it creates $top/.venv)." >&2
+  echo "$(basename "$0"): no TensorFlow found: run $top/setup.sh first" \
+       "(it creates $top/.venv)." >&2
   exit 1
 fi
 export PYTHONPATH="$top${PYTHONPATH:+:$PYTHONPATH}"

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import slim  # noqa: E402
+from ilsvrc import frontend, slim  # noqa: E402
 from ilsvrc.errors import UserError, main_guard, report  # noqa: E402
 
 PROG = "preprocess_imagenet_validation_data.py"
@@ -25,13 +25,10 @@ USAGE = "usage: %s VALIDATION_DIR LABELS_FILE\n" % PROG
 
 
 def run(args):
-    if args and args[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE + __doc__.split("\n", 3)[3])
-        return 0
-    if len(args) < 2:
-        sys.stderr.write(USAGE)
-        return 255  # upstream exits with status -1
-    val_dir, label_file = args[:2]  # extra arguments are ignored, as upstream
+    status = frontend.positional(args, USAGE, __doc__, 2, None)
+    if status is not None:  # extra arguments are ignored, as upstream
+        return status
+    val_dir, label_file = args[:2]
     if not os.path.isdir(val_dir):
         raise UserError("%s is not a directory; extract ILSVRC2012_img_val.tar into it "
                         "first" % val_dir)

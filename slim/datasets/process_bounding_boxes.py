@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import bbox, data  # noqa: E402
+from ilsvrc import bbox, data, frontend  # noqa: E402
 from ilsvrc.errors import main_guard  # noqa: E402
 
 PROG = "process_bounding_boxes.py"
@@ -26,12 +26,9 @@ USAGE = "usage: %s ANNOTATION_DIR_OR_ARCHIVE [SYNSETS_FILE]\n" % PROG
 
 
 def run(args):
-    if args and args[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE + __doc__.split("\n", 3)[3])
-        return 0
-    if not 1 <= len(args) <= 2:
-        sys.stderr.write(USAGE)
-        return 255  # upstream exits with status -1
+    status = frontend.positional(args, USAGE, __doc__, 1, 2)
+    if status is not None:
+        return status
     synsets = None
     if len(args) == 2:
         synsets = {line.strip() for line in data.read_lines(args[1], "synsets file")}

@@ -1,0 +1,60 @@
+"""Shared pieces of the slim tests: a sample release with boxes, record readers and
+the CSV lines expected for each annotation case of ilsvrc.sample.BOX_CASES."""
+
+import io
+import os
+
+import pytest
+
+from ilsvrc import example, pool, sample, slim, tfrecord
+
+# Hand-computed from BOX_CASES: coordinates / image size, corners ordered, clamped.
+CASE_LINES = {
+    "normal": ["0.1000,0.0800,0.5000,0.8000"],          # 50/500 30/375 250/500 300/375
+    "two": ["0.0000,0.0000,0.2000,0.2000",
+            "0.5000,0.4987,1.0000,1.0000"],              # 187/375 = 0.49866..
+    "swapped": ["0.2000,0.1250,0.8000,0.7500"],          # x 400,100  y 300,50 of 500x400
+    "outside": ["0.0000,0.0250,1.0000,1.0000"],          # -20 -> 0, 600 -> 1, 420 -> 1
+    "degenerate": [],                                    # zero width/height, all dropped
+    "human": ["0.1000,0.1000,0.5000,0.5000"],            # Scottish_deerhound tolerated
+    "filename": ["0.1000,0.1000,0.5000,0.5000"],         # filename tag '%s' ignored
+    "object0": [],                  # object 0 names another synset: whole file dropped
+    "object1": ["0.1000,0.1000,0.5000,0.5000",
+                "0.0000,0.0000,1.0000,1.0000"],          # object 0 is right: both kept
+    "rounding": ["0.3333,0.3333,0.6667,0.6667"],         # 1/3, 2/3
+}
+UNFILTERED = {"object0": ["0.1000,0.1000,0.5000,0.5000", "0.0000,0.0000,1.0000,1.0000"],
+              "foreign": ["0.1000,0.1000,0.5000,0.5000"]}
+
+
+def expected_csv(manifest, synsets_filter=True):
+    lines = []
+    for name, case in manifest["bbox"].items():
+        values = CASE_LINES.get(case, [])
+        if not synsets_filter:
+            values = UNFILTERED.get(case, values)
+        lines += ["%s,%s" % (name, v) for v in values]
+    return sorted(lines)
+
+
+@pytest.fixture(scope="session")
+def slim_release(tmp_path_factory):
+    """A read-only sample release with the bounding box archive: (dir, manifest)."""
+    d = str(tmp_path_factory.mktemp("slim_release"))
+    return d, sample.generate(d, bbox=True)
+
+
+def records(path):
+    return [example.decode(r) for r in tfrecord.read_records(path)]
+
+
+def shard_paths(out, prefix, n):
+    return [os.path.join(out, "%s-%05d-of-%05d" % (prefix, k, n)) for k in range(n)]
+
+
+def convert(out, workers=0, **kw):
+    os.makedirs(out, exist_ok=True)
+    log = io.StringIO()
+    with pool.Pool(workers) as runner:
+        splits, _ = slim.convert(out, runner, log=log, **kw)
+    return splits, log.getvalue()
