@@ -202,7 +202,7 @@ def write_csv(source, out_path, synsets=None, log=sys.stderr):
     tmp = os.path.join(os.path.dirname(out_path) or ".",
                        "." + os.path.basename(out_path) + ".partial")
     try:
-        with open(tmp, "w", encoding="ascii", newline="\n") as f:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(line + "\n" for line in lines)
         os.replace(tmp, out_path)
     except OSError as err:

@@ -121,3 +121,19 @@ def test_truncated_archive_is_an_error(slim_release, tmp_path):
     with pytest.raises(UserError) as err:
         _lines(str(bad))
     assert bbox.ARCHIVE in str(err.value)
+
+
+def test_sample_bbox_is_opt_in_and_leaves_the_rest_alone(tmp_path):
+    from ilsvrc import sample
+    plain = sample.generate(str(tmp_path / "a"), classes=2, per_class=2, val=2, seed=3)
+    boxed = sample.generate(str(tmp_path / "b"), classes=2, per_class=2, val=2, seed=3,
+                            bbox=True)
+    assert "bbox" not in plain and sorted(os.listdir(tmp_path / "a")) == [
+        "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "synset_labels.txt"]
+    for name in os.listdir(tmp_path / "a"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert sorted(boxed["bbox"].values()) == sorted(
+        ["normal", "two", "swapped", "outside", "foreign"])
+    with tarfile.open(tmp_path / "b" / bbox.ARCHIVE) as tar:
+        files = [m.name for m in tar if m.isfile()]
+    assert all(len(n.split("/")) == 2 and n.endswith(".xml") for n in files)
