@@ -58,3 +58,36 @@ def convert(out, workers=0, **kw):
     with pool.Pool(workers) as runner:
         splits, _ = slim.convert(out, runner, log=log, **kw)
     return splits, log.getvalue()
+
+
+def slim_decoder_keys(tf):
+    """keys_to_features as research/slim datasets/imagenet.py declares them (spec §4.6,
+    A11), written here from the spec."""
+    return {
+        "image/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
+        "image/format": tf.io.FixedLenFeature((), tf.string, default_value="jpeg"),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        "image/class/text": tf.io.FixedLenFeature([], tf.string, default_value=""),
+        "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/xmax": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/ymax": tf.io.VarLenFeature(tf.float32),
+        "image/object/class/label": tf.io.VarLenFeature(tf.int64),
+    }
+
+
+def parse_with_slim_keys(tf, paths):
+    """Parse every record of `paths` with the slim decoder keys; return the boxes seen."""
+    keys, nboxes = slim_decoder_keys(tf), 0
+    for path in paths:
+        for raw in tf.data.TFRecordDataset(path):
+            p = tf.io.parse_single_example(raw, keys)
+            assert p["image/format"].numpy() == b"JPEG"
+            assert 1 <= int(p["image/class/label"]) <= 1000
+            assert p["image/class/text"].numpy()
+            assert tf.io.decode_jpeg(p["image/encoded"], channels=3).shape[2] == 3
+            n = p["image/object/bbox/xmin"].values.shape[0]
+            assert p["image/object/bbox/ymax"].values.shape[0] == n
+            assert p["image/object/class/label"].values.shape[0] == 0  # A11: not written
+            nboxes += n
+    return nboxes

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REPO, python, run_cmd
 from ilsvrc import bbox
-from slim_helpers import expected_csv, records, shard_paths, slim_release  # noqa: F401
+from slim_helpers import (expected_csv, parse_with_slim_keys, records,  # noqa: F401
+                          shard_paths, slim_release)
 
 DRIVER = os.path.join(REPO, "slim", "download_and_convert_imagenet.sh")
 EXTRACT = os.path.join(REPO, "slim", "datasets", "download_imagenet.sh")
@@ -30,7 +31,7 @@ def _shards(d):
     return sorted(n for n in os.listdir(d) if n.startswith(("train-", "validation-")))
 
 
-def test_driver_relative_dir_other_cwd_and_rerun(tars, slim_release):
+def test_driver_relative_dir_other_cwd_and_rerun(tars, slim_release, tf):
     r = run_cmd([DRIVER, "imagenet/", "-j", "2"], cwd=str(tars.parent))
     assert r.returncode == 0, r.stderr
     names = _shards(tars)
@@ -39,6 +40,8 @@ def test_driver_relative_dir_other_cwd_and_rerun(tars, slim_release):
     csv = tars / "raw-data" / bbox.CSV_NAME
     assert csv.read_text().splitlines() == expected_csv(slim_release[1])
     assert not (tars / "raw-data" / "train").exists()   # tars read in place
+    assert parse_with_slim_keys(tf, [str(tars / n) for n in names
+                                     if (tars / n).stat().st_size]) == 10
     before = {n: (tars / n).read_bytes() for n in names}
     r = run_cmd([DRIVER, str(tars), "-j", "0"], cwd="/")
     assert r.returncode == 0, r.stderr
