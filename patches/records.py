@@ -167,7 +167,8 @@ def load_dir(directory):
 
 def load_lock(path):
     """{section: {'repo', 'path', 'commit', 'spec', 'provenance': [dict, ...]}}"""
-    cp = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",))
+    cp = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",),
+                                   inline_comment_prefixes=("#",))
     with open(path, encoding="utf-8") as fh:
         cp.read_file(fh, path)
     lock = {}
