@@ -8,11 +8,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 py="$top/.venv/bin/python"
 
+usage="usage: metalhead/download.sh DIR   (credentials go in kaggle.json, see metalhead/README.md)"
+case "${1:-}" in
+  -h|--help) echo "$usage"; exit 0 ;;
+esac
 if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
-  case "${1:-}" in
-    -h|--help) exec "$py" "$top/metalhead/kaggle_download.py" --help ;;
-  esac
-  echo "usage: metalhead/download.sh DIR   (credentials go in kaggle.json, see metalhead/README.md)" >&2
+  echo "$usage" >&2
   exit 2
 fi
 if [ ! -x "$py" ]; then
