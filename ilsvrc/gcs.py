@@ -6,6 +6,7 @@ land side by side under one prefix: `gs://bucket/prefix/train-...` and
 `gs://bucket/prefix/validation-...` (readers of upstream's buckets expect that).
 """
 
+import importlib
 import os
 import sys
 
@@ -14,7 +15,7 @@ from ilsvrc.errors import UserError
 
 def storage_module():
     try:
-        from google.cloud import storage
+        storage = importlib.import_module("google.cloud.storage")
     except ImportError:
         raise UserError("uploading needs the google-cloud-storage package: run "
                         "'.venv/bin/pip install google-cloud-storage', or pass "
