@@ -240,6 +240,21 @@ def test_upload_puts_both_splits_flat_under_one_prefix(tmp_path, monkeypatch):
     ]
 
 
+def test_upload_failure_is_one_message_not_a_traceback(tmp_path, monkeypatch):
+    fake = _FakeStorage()
+
+    def refuse(name):
+        raise RuntimeError("403 Forbidden: caller does not have storage.buckets.get\nmore")
+
+    fake.Client.get_bucket = lambda self, name: refuse(name)
+    monkeypatch.setattr(gcs, "storage_module", lambda: fake)
+    (tmp_path / "train").mkdir()
+    with pytest.raises(gcs.UserError, match=r"upload to gs://bucket/ failed: 403 Forbidden"
+                                            r": caller does not have storage.buckets.get\."):
+        gcs.upload([(str(tmp_path / "train"), "train")], "gs://bucket", "proj",
+                   log=io.StringIO())
+
+
 # ------------------------------------------------------------------ build.sh
 
 def test_build_sh_without_dir_is_a_usage_error():
