@@ -36,8 +36,9 @@ flags.DEFINE_integer("num_workers", None, "Worker processes (default: one per CP
 flags.DEFINE_enum("image_check", "header", list(image.CHECKS), "header: read size from "
                   "the JPEG header and check its structure (fast); decode: decode every "
                   "image with TensorFlow as upstream does.")
-flags.DEFINE_enum("source", "auto", list(official.SOURCES), "Read the tars (tar) or the "
-                  "extracted directories (tree); auto prefers the tars when present.")
+flags.DEFINE_enum("source", "auto", list(official.SOURCES), "Read the release tars (tar), "
+                  "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
+                  "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
 flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check it "
                      "against the plan.")
 
