@@ -3,7 +3,7 @@
 # Converts the ILSVRC2012 tars into TF official ResNet TFRecords under
 # /path-to-tar-files/tf_records/{train,validation}, reading the tars in place.
 set -euo pipefail
-top=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 if [ -x "$top/.venv/bin/python" ]; then
   py="$top/.venv/bin/python"
 elif python3 -c 'import tensorflow' >/dev/null 2>&1; then

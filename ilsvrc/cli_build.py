@@ -39,7 +39,9 @@ def parse(argv):
                    "header (default, fast); 'decode' decodes every image with "
                    "TensorFlow as upstream does")
     p.add_argument("--source", choices=official.SOURCES, default="auto",
-                   help="read the tars or the extracted tree (default: tars if present)")
+                   help="tar: the release tars; tree: extracted train/ and validation/; "
+                   "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place "
+                   "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
                    "DIR/synset_labels.txt, else the shipped one)")
     p.add_argument("--no-verify", action="store_true", help="skip re-reading the shards "

@@ -3,7 +3,8 @@ writes them (spec §2): 1024 training + 128 validation shards, 9 features.
 
 Inputs, found under one directory (`find_source`):
   * the release tars `ILSVRC2012_img_train.tar` + `ILSVRC2012_img_val.tar`, read in place;
-  * the extracted layout `train/<synset>/*.JPEG`, `validation/*.JPEG`.
+  * the extracted layout `train/<synset>/*.JPEG`, `validation/*.JPEG`;
+  * the Kaggle copy, unpacked (`ILSVRC/Data/CLS-LOC/{train,val}`) or as its zip.
 Validation labels: `<dir>/synset_labels.txt` when present, else the shipped 50,000-line
 file.
 """
@@ -12,7 +13,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import data, example, plan, sources, verify, write
+from ilsvrc import data, example, kaggle, plan, sources, verify, write
 from ilsvrc.errors import UserError
 
 B, I = example.BYTES, example.INT64
@@ -24,11 +25,16 @@ SCHEMA = {
     "image/filename": B, "image/encoded": B,
 }
 LABEL_FILE_NAME = "synset_labels.txt"
-SOURCES = ("auto", "tar", "tree")
+SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
 
 
 def find_source(raw_dir, kind="auto"):
-    """Return ("tar", train_tar, val_tar) or ("tree", train_dir, val_dir)."""
+    """Where the images are: (kind, path, path).
+
+    kinds: "tar" (train_tar, val_tar), "tree" (train_dir, val_dir), "kaggle" (the
+    unpacked Kaggle train and val dirs), "zip" (the Kaggle zip, twice).  "auto" takes
+    the first that is present, in that order.
+    """
     if not os.path.isdir(raw_dir):
         raise UserError("%s is not a directory" % raw_dir)
     tars = (os.path.join(raw_dir, sources.TRAIN_TAR), os.path.join(raw_dir, sources.VAL_TAR))
@@ -47,14 +53,29 @@ def find_source(raw_dir, kind="auto"):
             raise UserError("missing directory %s (expected train/<synset>/*.JPEG and "
                             "validation/*.JPEG under %s)." % (" and ".join(missing), raw_dir))
         return ("tree",) + tree
-    raise UserError("no ImageNet data in %s: expected either the tars %s and %s, or the "
-                    "extracted directories %s/ and %s/." % ((raw_dir,) + tars + tree))
+    kaggle_tree = kaggle.find_tree(raw_dir)
+    if kind == "kaggle" or (kind == "auto" and kaggle_tree):
+        if not kaggle_tree or not all(os.path.isdir(p) for p in kaggle_tree):
+            raise UserError("no Kaggle tree in %s: expected %s/{train,val}/"
+                            % (raw_dir, os.path.join(raw_dir, *kaggle.CLS_LOC)))
+        return ("kaggle",) + kaggle_tree
+    archive = kaggle.find_zip(raw_dir)
+    if kind == "zip" or (kind == "auto" and archive):
+        if not archive:
+            raise UserError("missing %s" % os.path.join(raw_dir, kaggle.ZIP_NAME))
+        return ("zip", archive, archive)
+    raise UserError("no ImageNet data in %s: expected the tars %s and %s, or the extracted "
+                    "directories %s/ and %s/, or the Kaggle copy (%s/ or %s)."
+                    % ((raw_dir,) + tars + tree
+                       + (os.path.join(raw_dir, *kaggle.CLS_LOC), kaggle.ZIP_NAME)))
 
 
 def list_source(found, runner):
     kind, train_path, val_path = found
     if kind == "tar":
         return sources.index_train_tar(train_path, runner), sources.index_flat_tar(val_path)
+    if kind == "zip":
+        return kaggle.index_zip(train_path)
     return sources.list_tree_train(train_path), sources.list_tree_flat(val_path)
 
 

@@ -26,6 +26,13 @@ VAL_TAR = "ILSVRC2012_img_val.tar"
 IMAGE_PATTERN = "*.JPEG"
 
 
+class ZipArchive(str):
+    """A path known to be a zip archive: image offsets are local-header offsets and
+    sizes are compressed sizes (read_at hands such members to ilsvrc.kaggle)."""
+
+    __slots__ = ()
+
+
 class Listing:
     """Images of one split, in columns: names, groups and locations."""
 
@@ -78,7 +85,10 @@ class Listing:
 
 
 def read_at(path, offset, size):
-    """Bytes of one image: a whole file (size -1) or a slice of a tar."""
+    """Bytes of one image: a whole file (size -1), a slice of a tar, or a zip member."""
+    if isinstance(path, ZipArchive):
+        from ilsvrc import kaggle
+        return kaggle.read_member(path, offset, size)
     with open(path, "rb") as f:
         if size < 0:
             return f.read()

@@ -32,8 +32,9 @@ flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path
                      "done; --nogcs_upload keeps them local only.")
 # Our additions (upstream has no equivalent):
 frontend.define_flags(flags)  # --num_workers, --image_check, --verify
-flags.DEFINE_enum("source", "auto", list(official.SOURCES), "Read the tars (tar) or the "
-                  "extracted directories (tree); auto prefers the tars when present.")
+flags.DEFINE_enum("source", "auto", list(official.SOURCES), "Read the release tars (tar), "
+                  "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
+                  "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
 
 FLAGS = flags.FLAGS
 PROG = "imagenet_to_gcs.py"
@@ -43,14 +44,16 @@ def run(argv):
     if len(argv) > 1:
         raise UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
     # Same order of checks as upstream.
-    if FLAGS.gcs_upload and FLAGS.project is None:
+    uploading, destination = FLAGS.gcs_upload, FLAGS.gcs_output_path
+    if uploading and FLAGS.project is None:
         raise UsageError("--project is required when uploading (or pass --nogcs_upload)")
-    if FLAGS.gcs_upload and FLAGS.gcs_output_path is None:
+    if uploading and destination is None:
         raise UsageError("--gcs_output_path is required when uploading (or pass "
                          "--nogcs_upload)")
-    if FLAGS.gcs_upload and not FLAGS.gcs_output_path.startswith("gs://"):
+    if uploading and not destination.startswith("gs://"):
         raise UsageError("--gcs_output_path must start with gs://")
-    if FLAGS.local_scratch_dir is None:
+    scratch = FLAGS.local_scratch_dir
+    if scratch is None:
         raise UsageError("--local_scratch_dir is required: where to write the shards")
     if FLAGS.raw_data_dir is None:
         raise UsageError("--raw_data_dir is required: downloading from image-net.org is "
@@ -58,16 +61,15 @@ def run(argv):
                          "ILSVRC2012 tars or the extracted train/ and validation/")
     if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
         raise UsageError("--num_workers must be 0 or more")
-    if FLAGS.gcs_upload:
+    if uploading:
         gcs.storage_module()  # fail before hours of work, not after
     workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
     with pool.Pool(workers) as runner:
-        splits, _ = official.convert(FLAGS.raw_data_dir, FLAGS.local_scratch_dir, runner,
+        splits, _ = official.convert(FLAGS.raw_data_dir, scratch, runner,
                                      check=FLAGS.image_check, source=FLAGS.source,
                                      do_verify=FLAGS.verify)
-    if FLAGS.gcs_upload:
-        gcs.upload([(s.out_dir, s.prefix) for s in splits], FLAGS.gcs_output_path,
-                   FLAGS.project)
+    if uploading:
+        gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project)
     return 0
 
 

@@ -1,0 +1,188 @@
+"""The Kaggle copy (competition imagenet-object-localization-challenge) as a source.
+
+Two forms are read:
+  * the unpacked tree: `ILSVRC/Data/CLS-LOC/train/<synset>/*.JPEG` and
+    `ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_%08d.JPEG` (flat), as metalhead/prepare.py
+    lays it out;
+  * the downloaded zip `imagenet-object-localization-challenge.zip` in place, when it
+    holds `ILSVRC/...` directly: members are found through the zip's central directory
+    (parsed here into compact columns, ZIP64 included) and each image is read from its
+    local header, inflated if it is deflated, and checked against its CRC-32.
+Older zips that wrap everything in a .tar.gz cannot be read in place (a gzip stream has
+no random access): metalhead/prepare.py unpacks them once.
+"""
+
+import os
+import struct
+import zlib
+
+from ilsvrc.errors import UserError
+from ilsvrc.sources import IMAGE_PATTERN, Listing, ZipArchive
+
+ZIP_NAME = "imagenet-object-localization-challenge.zip"
+CLS_LOC = ("ILSVRC", "Data", "CLS-LOC")
+
+
+def find_tree(raw_dir):
+    """(train_dir, val_dir) of a Kaggle tree under raw_dir, or None."""
+    for base in (os.path.join(raw_dir, *CLS_LOC), os.path.join(raw_dir, *CLS_LOC[1:])):
+        if os.path.isdir(os.path.join(base, "train")) or os.path.isdir(os.path.join(base, "val")):
+            return os.path.join(base, "train"), os.path.join(base, "val")
+    return None
+
+
+def find_zip(raw_dir):
+    path = os.path.join(raw_dir, ZIP_NAME)
+    return path if os.path.isfile(path) else None
+
+
+# --------------------------------------------------------------------------- zip index
+
+_EOCD, _EOCD64_LOC, _EOCD64 = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
+_CENTRAL, _LOCAL = b"PK\x01\x02", b"PK\x03\x04"
+
+
+def _bad(path, what):
+    return UserError("%s: %s. The download is incomplete or damaged: rerun "
+                     "metalhead/download.sh to finish it." % (path, what))
+
+
+def _central_directory(f, path):
+    """(offset, size, entries) of the central directory."""
+    end = os.fstat(f.fileno()).st_size
+    tail_len = min(end, 65536 + 22)
+    tail = os.pread(f.fileno(), tail_len, end - tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0:
+        raise _bad(path, "not a zip file, or truncated (no end-of-central-directory record)")
+    entries, cd_size, cd_off = struct.unpack_from("<HII", tail, at + 10)
+    loc = tail.rfind(_EOCD64_LOC, 0, at)
+    if loc >= 0 and at - loc == 20:
+        (eocd64,) = struct.unpack_from("<Q", tail, loc + 8)
+        rec = os.pread(f.fileno(), 56, eocd64)
+        if rec[:4] != _EOCD64:
+            raise _bad(path, "broken ZIP64 end record")
+        entries, cd_size, cd_off = struct.unpack_from("<QQQ", rec, 32)
+    if cd_off + cd_size > end:
+        raise _bad(path, "truncated (the central directory lies past the end of the file)")
+    return cd_off, cd_size, entries
+
+
+def _zip64_extra(extra, usize, csize, offset):
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            body, i = extra[pos + 4:pos + 4 + size], 0
+            vals = []
+            for v in (usize, csize, offset):
+                if v == 0xFFFFFFFF:
+                    vals.append(struct.unpack_from("<Q", body, i)[0])
+                    i += 8
+                else:
+                    vals.append(v)
+            return vals
+        pos += 4 + size
+    return usize, csize, offset
+
+
+def _entries(f, path):
+    """Yield (name, local_header_offset, compressed_size) of every member."""
+    cd_off, cd_size, _ = _central_directory(f, path)
+    buf, at = b"", 0            # unread central-directory bytes are buf[at:]
+    pos, end = cd_off, cd_off + cd_size
+
+    def fill(need):
+        nonlocal buf, at, pos
+        while len(buf) - at < need and pos < end:
+            chunk = os.pread(f.fileno(), min(1 << 22, end - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            buf, at = buf[at:] + chunk, 0
+        return len(buf) - at >= need
+
+    while fill(1):
+        if not fill(46) or buf[at:at + 4] != _CENTRAL:
+            raise _bad(path, "corrupt central directory")
+        csize, usize, nlen, xlen, clen = struct.unpack_from("<IIHHH", buf, at + 20)
+        (offset,) = struct.unpack_from("<I", buf, at + 42)
+        rec_len = 46 + nlen + xlen + clen
+        if not fill(rec_len):
+            raise _bad(path, "corrupt central directory")
+        name = buf[at + 46:at + 46 + nlen].decode("utf-8", "replace")
+        if 0xFFFFFFFF in (csize, usize, offset):
+            usize, csize, offset = _zip64_extra(buf[at + 46 + nlen:at + 46 + nlen + xlen],
+                                                usize, csize, offset)
+        yield name, offset, csize
+        at += rec_len
+
+
+def index_zip(path):
+    """(train Listing, val Listing) of a Kaggle zip holding ILSVRC/ directly."""
+    import fnmatch
+    train, val = Listing("train"), Listing("validation")
+    archive = ZipArchive(path)
+    train.containers = val.containers = [archive]
+    marker = "/".join(CLS_LOC) + "/"
+    wrapped = None
+    seen = set()
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise UserError("cannot open %s: %s" % (path, err.strerror))
+    with f:
+        for name, offset, csize in _entries(f, path):
+            if name.endswith(".tar.gz"):
+                wrapped = name
+            at = name.find(marker)
+            if at < 0 or name.endswith("/"):
+                continue
+            parts = name[at + len(marker):].split("/")
+            if ".." in parts or name.startswith("/"):
+                raise UserError("%s: member '%s' has an absolute path or '..'; refusing "
+                                "it." % (path, name))
+            if name in seen:
+                raise UserError("%s: member '%s' appears twice" % (path, name))
+            seen.add(name)
+            if not fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN):
+                continue
+            if parts[0] == "train" and len(parts) == 3:
+                train.add(parts[2], parts[1], 0, offset, csize)
+            elif parts[0] == "val" and len(parts) == 2:
+                val.add(parts[1], "", 0, offset, csize)
+    if not len(train) and not len(val):
+        if wrapped:
+            raise UserError("%s holds %s, which cannot be read in place: run "
+                            "metalhead/prepare.py %s --out DIR, then convert DIR."
+                            % (path, wrapped, path))
+        raise UserError("%s holds no ILSVRC/Data/CLS-LOC/ images; is it the Kaggle "
+                        "imagenet-object-localization-challenge archive?" % path)
+    return train, val
+
+
+def read_member(path, offset, csize):
+    """Bytes of one zip member, from its local header at `offset`."""
+    with open(path, "rb") as f:
+        head = os.pread(f.fileno(), 30, offset)
+        if len(head) < 30 or head[:4] != _LOCAL:
+            raise _bad(path, "no member header at byte %d" % offset)
+        flags, method, _, _, crc = struct.unpack_from("<HHHHI", head, 6)
+        nlen, xlen = struct.unpack_from("<HH", head, 26)
+        start = offset + 30 + nlen + xlen
+        raw = os.pread(f.fileno(), csize, start)
+    if len(raw) < csize:
+        raise _bad(path, "truncated inside the member at byte %d" % offset)
+    if method == 0:
+        data = raw
+    elif method == 8:
+        try:
+            data = zlib.decompress(raw, -15)
+        except zlib.error as err:
+            raise _bad(path, "member at byte %d does not inflate (%s)" % (offset, err))
+    else:
+        raise UserError("%s: member at byte %d uses compression method %d; only stored "
+                        "and deflated members are supported" % (path, offset, method))
+    if not flags & 0x08 and zlib.crc32(data) != crc:
+        raise _bad(path, "CRC mismatch in the member at byte %d" % offset)
+    return data

@@ -1,0 +1,212 @@
+"""Check an unpacked Metalhead ImageNet tree against the standard ILSVRC2012 lists.
+
+verify(out, synsets_path, labels_path, expect_full) prints a short report and returns
+the exit status; problems a user must fix raise Failure with a one-line message.
+Standard library only.
+"""
+import csv
+import os
+import re
+import sys
+
+FULL = {"train": 1281167, "val": 50000, "test": 100000}
+CLASSES = 1000
+CLS_LOC = ("ILSVRC", "Data", "CLS-LOC")
+SYNSET = re.compile(r"^n\d{8}$")
+VAL_FILE = re.compile(r"^ILSVRC2012_val_(\d{8})\.JPEG$")
+VAL_ID = re.compile(r"^ILSVRC2012_val_(\d{8})$")
+TEST_FILE = re.compile(r"^ILSVRC2012_test_(\d{8})\.JPEG$")
+SHOW = 5  # examples listed per kind of finding
+
+
+class Failure(Exception):
+    """A problem the user can fix; printed as one line, exit status 1."""
+
+
+def read_list(path, what, option):
+    try:
+        with open(path) as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError as e:
+        raise Failure("cannot read the %s %s (%s): pass its path with %s." % (what, path, e.strerror, option))
+
+
+def shipped_lists(synsets_path, labels_path):
+    synsets = read_list(synsets_path, "synset list", "--synsets")
+    if len(synsets) != CLASSES or len(set(synsets)) != CLASSES or not all(map(SYNSET.match, synsets)):
+        raise Failure("%s should hold %d distinct synsets (nXXXXXXXX), one a line: pass the "
+                      "standard list with --synsets." % (synsets_path, CLASSES))
+    labels = read_list(labels_path, "validation label list", "--val-labels")
+    known = set(synsets)
+    if len(labels) != FULL["val"] or not known.issuperset(labels):
+        raise Failure("%s should hold %d synsets from %s, one a line: pass the standard file with "
+                      "--val-labels." % (labels_path, FULL["val"], synsets_path))
+    return synsets, labels
+
+
+def check_mapping(out, synsets, synsets_path):
+    path = os.path.join(out, "LOC_synset_mapping.txt")
+    if not os.path.isfile(path):
+        raise Failure("%s is missing: rerun prepare.py with the Kaggle archive (it ships that file)." % path)
+    ids = [line.split()[0] for line in read_list(path, "synset mapping", "--out")]
+    unknown = sorted(set(ids) - set(synsets))
+    if unknown:
+        raise Failure("%s names %s, which is not among the %d synsets of %s: the archive is not the "
+                      "ILSVRC2012 CLS-LOC release; download it again." % (path, unknown[0], CLASSES, synsets_path))
+    if len(ids) != CLASSES or len(set(ids)) != CLASSES:
+        lacking = sorted(set(synsets) - set(ids))
+        raise Failure("%s lists %d classes (%d distinct), expected %d%s: the file is damaged; "
+                      "rerun prepare.py with a fresh download." % (
+                          path, len(ids), len(set(ids)), CLASSES,
+                          " (missing %s)" % ", ".join(lacking[:SHOW]) if lacking else ""))
+    if ids != synsets:
+        raise Failure("%s is not in the standard class order of %s: class indices would differ; "
+                      "rerun prepare.py with a fresh download." % (path, synsets_path))
+    return path
+
+
+def read_solution(out, known):
+    """LOC_val_solution.csv as {image number: synset}."""
+    path = os.path.join(out, "LOC_val_solution.csv")
+    if not os.path.isfile(path):
+        raise Failure("%s is missing: rerun prepare.py with the Kaggle archive (it ships the "
+                      "validation labels in that file)." % path)
+    labels = {}
+    with open(path, newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, None)
+        if header != ["ImageId", "PredictionString"]:
+            raise Failure("%s does not start with the header ImageId,PredictionString: the file is "
+                          "damaged; rerun prepare.py with a fresh download." % path)
+        for lineno, row in enumerate(rows, 2):
+            if not row:
+                continue
+            match = VAL_ID.match(row[0]) if len(row) == 2 else None
+            synset = row[1].split()[0] if match and row[1].split() else None
+            number = int(match.group(1)) if match else 0
+            if synset not in known or not 1 <= number <= FULL["val"] or number in labels:
+                raise Failure("%s line %d is not a valid, new 'ILSVRC2012_val_NNNNNNNN,<synset> ...' "
+                              "row: the file is damaged; rerun prepare.py with a fresh download."
+                              % (path, lineno))
+            labels[number] = synset
+    return path, labels
+
+
+def list_dir(path):
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def scan(out, known, solution):
+    """Count images per split and class; collect extras and inconsistencies."""
+    root = os.path.join(out, *CLS_LOC)
+    rel = lambda *p: "/".join(CLS_LOC + p)
+    found = {"train": 0, "val": 0, "test": 0}
+    per_class, extras, problems, train_names = {}, [], [], set()
+    for entry in list_dir(os.path.join(root, "train")):
+        folder = os.path.join(root, "train", entry)
+        if not os.path.isdir(folder):
+            extras.append(rel("train", entry))
+            continue
+        if entry not in known:
+            problems.append("%s is not one of the %d classes" % (rel("train", entry), CLASSES))
+            continue
+        names = list_dir(folder)
+        images = [n for n in names if n.startswith(entry + "_") and n.endswith(".JPEG")]
+        extras += [rel("train", entry, n) for n in sorted(set(names) - set(images))]
+        train_names.update("%s/%s" % (entry, n[:-len(".JPEG")]) for n in images)
+        per_class[entry] = len(images)
+        found["train"] += len(images)
+    for name in list_dir(os.path.join(root, "val")):
+        match = VAL_FILE.match(name)
+        if not match or not 1 <= int(match.group(1)) <= FULL["val"]:
+            extras.append(rel("val", name))
+            continue
+        found["val"] += 1
+        if int(match.group(1)) not in solution:
+            problems.append("%s has no row in LOC_val_solution.csv" % rel("val", name))
+    for name in list_dir(os.path.join(root, "test")):
+        if TEST_FILE.match(name):
+            found["test"] += 1
+        else:
+            extras.append(rel("test", name))
+    return found, per_class, extras, problems, train_names
+
+
+def train_listed(out):
+    """The training images named in ImageSets/CLS-LOC/train_cls.txt, when the archive has it."""
+    path = os.path.join(out, "ILSVRC", "ImageSets", "CLS-LOC", "train_cls.txt")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return {line.split()[0] for line in f if line.strip()}
+
+
+def some(items):
+    items = list(items)
+    more = " ... (%d more)" % (len(items) - SHOW) if len(items) > SHOW else ""
+    return ", ".join(str(i) for i in items[:SHOW]) + more
+
+
+def verify(out, synsets_path, labels_path, expect_full=False):
+    out = os.path.abspath(out)
+    synsets, shipped = shipped_lists(synsets_path, labels_path)
+    known = set(synsets)
+    mapping = check_mapping(out, synsets, synsets_path)
+    solution_path, solution = read_solution(out, known)
+    disagree = [n for n in sorted(solution) if solution[n] != shipped[n - 1]]
+    if disagree:
+        n = disagree[0]
+        raise Failure("%s disagrees with %s on %d image(s), e.g. ILSVRC2012_val_%08d: %s here, %s "
+                      "there: the archive is damaged; rerun prepare.py with a fresh download."
+                      % (solution_path, labels_path, len(disagree), n, solution[n], shipped[n - 1]))
+    found, per_class, extras, problems, train_names = scan(out, known, solution)
+
+    say = lambda text: print(text, flush=True)
+    say("verify %s" % out)
+    say("  classes     %d synsets in %s, same list and order as %s"
+        % (CLASSES, os.path.basename(mapping), synsets_path))
+    say("  val labels  %d rows in %s, all equal to %s" % (len(solution), os.path.basename(solution_path), labels_path))
+    counts = sorted(per_class.values())
+    say("  train       %d images in %d of %d classes%s" % (
+        found["train"], sum(1 for c in counts if c), CLASSES,
+        " (%d to %d per class)" % (counts[0], counts[-1]) if counts else ""))
+    say("  val         %d images" % found["val"])
+    say("  test        %d images" % found["test"])
+
+    missing = []
+    listed = train_listed(out)
+    if listed is not None:
+        lacking = sorted(listed - train_names)
+        if lacking:
+            missing.append("%d train images listed in train_cls.txt (%s)" % (len(lacking), some(lacking)))
+    empty = [s for s in synsets if not per_class.get(s)]
+    if empty:
+        missing.append("%d classes without train images (%s)" % (len(empty), some(empty)))
+    for split in ("train", "val", "test"):
+        if found[split] < FULL[split]:
+            missing.append("%d of %d %s images" % (FULL[split] - found[split], FULL[split], split))
+    unlabelled = sorted(set(range(1, FULL["val"] + 1)) - set(solution))
+    if unlabelled:
+        missing.append("%d validation labels in LOC_val_solution.csv (e.g. ILSVRC2012_val_%08d)"
+                       % (len(unlabelled), unlabelled[0]))
+    for text in missing:
+        say("  missing     " + text)
+    if extras:
+        say("  extra       %d unexpected files (%s)" % (len(extras), some(extras)))
+    for text in problems[:SHOW]:
+        say("  problem     " + text)
+
+    if problems:
+        raise Failure("%s is inconsistent (%d problem(s), first: %s): remove the stray entries or "
+                      "unpack a fresh download into an empty --out." % (out, len(problems), problems[0]))
+    if expect_full and (missing or extras):
+        raise Failure("%s is not the complete release (--expect-full): %s; rerun prepare.py with the "
+                      "complete archive to fill it in." % (out, (missing or ["extra files present"])[0]))
+    if missing:
+        say("result: consistent but partial (pass --expect-full to require the whole release)")
+    else:
+        say("result: complete ImageNet for Metalhead")
+    return 0

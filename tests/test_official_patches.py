@@ -1,0 +1,304 @@
+"""Focused checks behind the change records in patches/imagenet_to_gcs.py.patch and
+patches/build.sh.patch that the end-to-end tests in test_official.py do not pin down.
+
+No conversion runs here: planning, helpers and the front ends' early exits only.
+"""
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from conftest import REPO, python, run_cmd
+from ilsvrc import data, example, gcs, image, jpeg, official, plan, pool, sources, write
+from ilsvrc.errors import UserError
+
+FRONT_END = os.path.join(REPO, "official", "imagenet_to_gcs.py")
+BUILD_SH = os.path.join(REPO, "build.sh")
+
+
+def _no_traceback_error(r, text, code=None):
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert text in r.stderr, r.stderr
+    if code is not None:
+        assert r.returncode == code
+
+
+def _listings(train_pairs, val_count):
+    """Listings without files behind them (planning only reads names and groups)."""
+    train = sources.Listing("train")
+    train.root = "/nowhere/train"
+    for group, name in train_pairs:
+        train.add(name, group)
+    val = sources.Listing("validation")
+    val.root = "/nowhere/validation"
+    for k in range(val_count, 0, -1):          # added out of order on purpose
+        val.add("ILSVRC2012_val_%08d.JPEG" % k, "")
+    return train, val
+
+
+def _items(split):
+    return [split.item(j) for j in range(split.count)]
+
+
+# ------------------------------------------------------------------ P1, DOC-L177/179/187/189
+
+def test_text_features_are_utf8_bytes():
+    feats = write.common_features(b"\xff\xd8jpeg", 7, 9, "caf\u00e9_1.JPEG")
+    kinds = {k: kind for k, (kind, _) in feats.items()}
+    for key, (kind, values) in feats.items():
+        if kind == example.BYTES:
+            assert all(isinstance(v, bytes) for v in values), key
+    assert feats["image/colorspace"][1] == [b"RGB"]
+    assert feats["image/format"][1] == [b"JPEG"]
+    assert feats["image/filename"][1] == ["caf\u00e9_1.JPEG".encode("utf-8")]
+    assert kinds["image/height"] == kinds["image/width"] == example.INT64
+    train, val = _listings([("n01440764", "n01440764_1.JPEG")], 1)
+    splits, _ = official.make_splits(train, val, ["n01440764"], "L", "/out")
+    for split in splits:
+        for item in _items(split):
+            assert item[5]["image/class/synset"] == (example.BYTES, [b"n01440764"])
+
+
+# ------------------------------------------------------------------ P6, DOC-L58
+
+def test_google_cloud_is_imported_only_when_uploading():
+    code = (
+        "import importlib.util, sys\n"
+        "sys.modules['google.cloud'] = None  # any import of it now fails\n"
+        "sys.path.insert(0, %r)\n"
+        "from ilsvrc import gcs, official\n"
+        "spec = importlib.util.spec_from_file_location('front_end', %r)\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "assert 'google.cloud.storage' not in sys.modules\n"
+        "from ilsvrc.errors import UserError\n"
+        "try:\n"
+        "    gcs.storage_module()\n"
+        "except UserError as err:\n"
+        "    print(err)\n"
+    ) % (REPO, FRONT_END)
+    r = subprocess.run([python(), "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "google-cloud-storage" in r.stdout and "--nogcs_upload" in r.stdout
+
+
+# ------------------------------------------------------------------ P10
+
+def test_label_dict_built_from_str_synsets_only(sample_release):
+    raw, manifest = sample_release
+    with pool.Pool(0) as runner:
+        train = sources.index_train_tar(os.path.join(raw, sources.TRAIN_TAR), runner)
+    val = sources.index_flat_tar(os.path.join(raw, sources.VAL_TAR))
+    lines = data.read_lines(os.path.join(raw, "synset_labels.txt"))
+    assert train.group_names and all(type(g) is str for g in train.group_names)
+    assert lines and all(type(s) is str for s in lines)
+    labels = plan.labels_from_synsets(lines + train.group_names)
+    assert all(type(s) is str for s in labels)
+    splits, num_labels = official.make_splits(train, val, lines, "L", "/out")
+    assert num_labels == len(labels)
+    for split in splits:
+        for item in _items(split):
+            synset = item[5]["image/class/synset"][1][0]
+            assert item[5]["image/class/label"][1] == [labels[synset.decode("ascii")]]
+
+
+# ------------------------------------------------------------------ P11
+
+TF1_API = re.compile(r"\btf\.(Session|gfile|python_io|app|placeholder|logging|flags|"
+                     r"disable_v2_behavior|train\.Coordinator|InteractiveSession)\b|"
+                     r"compat\.v1\.(Session|placeholder|gfile|app|disable_v2_behavior)\b|"
+                     r"import tensorflow\.compat\.v1")
+
+
+def test_no_tf1_graph_apis_in_the_port():
+    files = [os.path.join(REPO, "official", n) for n in os.listdir(
+        os.path.join(REPO, "official")) if n.endswith(".py")]
+    files += [os.path.join(REPO, "ilsvrc", n) for n in os.listdir(
+        os.path.join(REPO, "ilsvrc")) if n.endswith(".py")]
+    hits = []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for no, line in enumerate(f, 1):
+                if TF1_API.search(line):
+                    hits.append("%s:%d: %s" % (path, no, line.strip()))
+    assert not hits, "\n".join(hits)
+    with open(FRONT_END, encoding="utf-8") as f:
+        front = f.read()
+    assert "from absl import app, flags" in front
+
+
+# ------------------------------------------------------------------ P13, P20
+
+def test_missing_raw_data_dir_downloads_nothing(tmp_path):
+    scratch = tmp_path / "scratch"
+    r = run_cmd([python(), FRONT_END, "--nogcs_upload", "--local_scratch_dir=%s" % scratch])
+    _no_traceback_error(r, "--raw_data_dir is required: downloading from image-net.org "
+                           "is no longer supported", code=2)
+    assert not scratch.exists()            # TPU-PY2 would make scratch/raw_data and fetch
+    for rel in ("official/imagenet_to_gcs.py", "ilsvrc/official.py", "ilsvrc/sources.py",
+                "ilsvrc/write.py", "ilsvrc/cli_build.py"):
+        with open(os.path.join(REPO, rel), encoding="utf-8") as f:
+            text = f.read()
+        assert "urllib" not in text and "urlretrieve" not in text, rel
+
+
+# ------------------------------------------------------------------ P16
+
+def test_data_files_read_as_utf8_whatever_the_locale(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes("n01440764\r\nn0144076\u00e9\r\n".encode("utf-8"))
+    assert data.read_lines(str(path)) == ["n01440764", "n0144076\u00e9"]
+    path.write_bytes(b"n01440764\n\xe9\n")       # Latin-1, not UTF-8
+    with pytest.raises(UserError, match="labels.txt is not UTF-8 text"):
+        data.read_lines(str(path), "validation label file")
+    assert len(data.read_lines(data.VAL_LABELS_FILE)) == 50000
+    with open(os.path.join(REPO, "ilsvrc", "data.py"), encoding="utf-8") as f:
+        assert 'open(path, "rb")' in f.read()
+
+
+# ------------------------------------------------------------------ A2
+
+def test_training_plan_independent_of_listing_order():
+    pairs = [("n0%d" % (k % 3), "n0%d_%d.JPEG" % (k % 3, k)) for k in range(23)]
+    a = official.make_splits(*_listings(pairs, 4), ["n00", "n01", "n02", "n00"], "L", "/o")[0]
+    b = official.make_splits(*_listings(pairs[::-1], 4), ["n00", "n01", "n02", "n00"], "L",
+                             "/o")[0]
+    c = official.make_splits(*_listings(sorted(pairs), 4), ["n00", "n01", "n02", "n00"],
+                             "L", "/o")[0]
+    assert [_items(s) for s in a] == [_items(s) for s in b] == [_items(s) for s in c]
+    # and the order is upstream's shuffle of the path-sorted list
+    paths = sorted("%s/%s" % p for p in pairs)
+    want = plan.apply_order(paths, plan.seeded_permutation(len(paths), 0))
+    assert [it[4] for it in _items(a[0])] == want
+
+
+# ------------------------------------------------------------------ A8
+
+def test_cmyk_validation_image_stored_unchanged(sample_release, tf):
+    raw, _ = sample_release
+    with tarfile.open(os.path.join(raw, sources.VAL_TAR)) as t:
+        cmyk = t.extractfile("ILSVRC2012_val_00000003.JPEG").read()
+    assert jpeg.header_info(cmyk)[2] == 4
+    name = "ILSVRC2012_val_00019877.JPEG"
+    assert image.special_kind(name) is None
+    for check in image.CHECKS:
+        encoded, height, width = image.prepare(cmyk, name, check)
+        assert encoded == cmyk
+        assert (height, width) == jpeg.header_info(cmyk)[:2]
+
+
+# ------------------------------------------------------------------ A12
+
+class _FakeStorage:
+    def __init__(self):
+        self.uploads, self.project, self.bucket_name = [], None, None
+        fake = self
+
+        class Blob:
+            def __init__(self, key):
+                self.key = key
+
+            def upload_from_filename(self, path):
+                fake.uploads.append((self.key, os.path.basename(path)))
+
+        class Bucket:
+            def blob(self, key):
+                return Blob(key)
+
+        class Client:
+            def __init__(self, project):
+                fake.project = project
+
+            def get_bucket(self, name):
+                fake.bucket_name = name
+                return Bucket()
+
+        self.Client = Client
+
+
+def test_upload_puts_both_splits_flat_under_one_prefix(tmp_path, monkeypatch):
+    fake = _FakeStorage()
+    monkeypatch.setattr(gcs, "storage_module", lambda: fake)
+    dirs = []
+    for split, n in (("train", 2), ("validation", 1)):
+        d = tmp_path / split
+        d.mkdir()
+        for k in range(n - 1, -1, -1):
+            (d / write.shard_name(split, k, n)).write_bytes(b"")
+        (d / (".%s-of-%05d.plan" % (split, n))).write_text("x\n")   # state file stays
+        dirs.append((str(d), split))
+    gcs.upload(dirs, "gs://bucket/run/1", "proj", log=io.StringIO())
+    assert fake.project == "proj" and fake.bucket_name == "bucket"
+    assert fake.uploads == [
+        ("run/1/train-00000-of-00002", "train-00000-of-00002"),
+        ("run/1/train-00001-of-00002", "train-00001-of-00002"),
+        ("run/1/validation-00000-of-00001", "validation-00000-of-00001"),
+    ]
+
+
+def test_upload_failure_is_one_message_not_a_traceback(tmp_path, monkeypatch):
+    fake = _FakeStorage()
+
+    def refuse(name):
+        raise RuntimeError("403 Forbidden: caller does not have storage.buckets.get\nmore")
+
+    fake.Client.get_bucket = lambda self, name: refuse(name)
+    monkeypatch.setattr(gcs, "storage_module", lambda: fake)
+    (tmp_path / "train").mkdir()
+    with pytest.raises(gcs.UserError, match=r"upload to gs://bucket/ failed: 403 Forbidden"
+                                            r": caller does not have storage.buckets.get\."):
+        gcs.upload([(str(tmp_path / "train"), "train")], "gs://bucket", "proj",
+                   log=io.StringIO())
+
+
+# ------------------------------------------------------------------ build.sh
+
+def test_build_sh_without_dir_is_a_usage_error():
+    r = run_cmd(["./build.sh"])
+    _no_traceback_error(r, "the following arguments are required: DIR", code=2)
+
+
+def test_build_sh_keeps_a_dir_with_spaces_as_one_argument(tmp_path):
+    missing = str(tmp_path / "my images" / "not here")
+    r = run_cmd(["./build.sh", missing])
+    _no_traceback_error(r, "build.sh: error: %s is not a directory" % missing, code=1)
+
+
+def test_front_ends_run_from_any_directory(tmp_path):
+    r = run_cmd([BUILD_SH, "--help"], cwd=str(tmp_path))
+    assert r.returncode == 0 and "--extract" in r.stdout, r.stderr
+    r = run_cmd([python(), FRONT_END, "--nogcs_upload"], cwd=str(tmp_path))
+    _no_traceback_error(r, "--local_scratch_dir is required", code=2)
+
+
+def test_empty_source_is_an_error_not_empty_shards(tmp_path):
+    with pytest.raises(UserError, match="no ImageNet data in"):
+        official.find_source(str(tmp_path))
+    train, val = _listings([], 3)
+    with pytest.raises(UserError, match="found no training images"):
+        official.make_splits(train, val, ["n01440764"] * 3, "L", str(tmp_path / "o"))
+    train, val = _listings([("n01440764", "n01440764_1.JPEG")], 0)
+    with pytest.raises(UserError, match="found no validation images"):
+        official.make_splits(train, val, ["n01440764"], "L", str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_build_sh_without_tensorflow_points_at_setup(tmp_path):
+    """No docker and no image to pull: build.sh uses the checkout's .venv or a python3
+    that has TensorFlow, and otherwise says how to get one."""
+    top = tmp_path / "checkout"
+    top.mkdir()
+    shutil.copy(BUILD_SH, top / "build.sh")                 # a checkout without .venv
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python3").write_text("#!/bin/sh\nexit 1\n")  # python3 without TF
+    os.chmod(fake_bin / "python3", 0o755)
+    env = dict(os.environ, PATH="%s:/usr/bin:/bin" % fake_bin)
+    r = subprocess.run(["bash", str(top / "build.sh"), str(tmp_path)], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "build.sh: no TensorFlow found: run %s/setup.sh first" % top in r.stderr
