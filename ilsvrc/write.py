@@ -82,15 +82,15 @@ def _disk_error(path, err):
     text = str(err)
     if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or \
             "quota exceeded" in text.lower():
-        what = "disk full"
+        what, fix = "disk full", "Free space (or choose another output directory)"
     elif code == errno.EFBIG or "File too large" in text:
-        what = "file too large for the file system or the size limit (ulimit -f)"
+        what = "file too large (the file system's or the shell's size limit, ulimit -f)"
+        fix = "Raise the limit (or choose another output directory)"
     else:
         reason = getattr(err, "strerror", None) or text.strip().rsplit("; ", 1)[-1]
         return UserError("cannot write %s: %s" % (path, reason or type(err).__name__))
-    return UserError("%s while writing %s. Free space (or choose another output "
-                     "directory) and rerun the same command: finished shards are kept."
-                     % (what, path))
+    return UserError("%s while writing %s. %s and rerun the same command: finished "
+                     "shards are kept." % (what, path, fix))
 
 
 def write_shard(job):
