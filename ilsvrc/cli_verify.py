@@ -174,7 +174,8 @@ def describe(count, prefix):
         count, "{:,}".format(full) if full else "?")
 
 
-def run(argv, out=sys.stdout, log=sys.stderr):
+def run(argv, out=None, log=None):
+    out, log = out or sys.stdout, log or sys.stderr
     a = parse(argv)
     fmt = formats.FORMATS[a.format]
     if not os.path.isdir(a.out_dir):
