@@ -166,11 +166,14 @@ def test_truncated_outer_tar(release, cut):
     assert not final_shards(out)
 
 
-def test_truncated_inner_tar(release):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_truncated_inner_tar(release, workers):
+    """Inner tars are indexed in worker processes: the error must cross over intact."""
     src, manifest, out = release
     synset = first_synset(manifest)
     edit_inner(src, synset, lambda m: tar_bytes(m)[:len(tar_bytes(m)) // 2])
-    assert_user_error(build(src, out), TRAIN_TAR, synset + ".tar", "truncated")
+    assert_user_error(build(src, out, workers=workers), TRAIN_TAR, synset + ".tar",
+                      "truncated")
     assert not final_shards(out)
 
 
@@ -306,6 +309,26 @@ def test_label_file_longer_is_fine(release, reference):
     assert final_shards(out) == reference
 
 
+def test_partial_validation_set_keeps_labels_by_number(release, tf):
+    """Upstream labels a partial set by position and shifts every label after a gap;
+    here image number k always gets line k of the label file."""
+    src, manifest, out = release
+    keep = {1, 2, 5, 9, 12}
+    edit_tar(os.path.join(src, VAL_TAR),
+             lambda m: [(i, p) for i, p in m if int(i.name[15:23]) in keep])
+    result = build(src, out)
+    assert result.returncode == 0, result.stderr
+    from ilsvrc import example, verify
+    got = {}
+    for shard in final_shards(out):
+        if shard.startswith("validation/"):
+            for payload in verify._records(os.path.join(out, shard)):
+                feats = example.decode(payload)
+                got[int(feats["image/filename"][1][0][15:23])] = \
+                    feats["image/class/synset"][1][0].decode()
+    assert got == {k: manifest["val"][k - 1] for k in keep}
+
+
 def _make_tree(src, manifest, rename_val):
     """Extract the sample into train/<synset>/ and validation/ under a new directory."""
     tree = os.path.join(os.path.dirname(src), "tree")
@@ -409,3 +432,46 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path):
     leftovers = [n for sub in ("train", "validation")
                  for n in os.listdir(os.path.join(out, sub)) if n.endswith(".partial")]
     assert not leftovers
+
+
+def _workers_of(pid):
+    """Pids of the multiprocessing worker processes started by `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmd = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"spawn_main" in cmd:
+            found.append(int(entry))
+    return found
+
+
+def test_worker_killed(release, reference):
+    """The OOM killer takes one worker: one clear line, and a rerun finishes the job."""
+    src, _, out = release
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([BUILD, src, "-o", out, "-j", "2"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not shard_names(out) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        workers = _workers_of(proc.pid)
+        assert workers and proc.poll() is None, "the run finished too early"
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+    assert_user_error(result, "worker process died", "rerun")
+    assert_only_complete_shards(out, reference)
+    result = build(src, out, workers=2)
+    assert result.returncode == 0, result.stderr
+    assert final_shards(out) == reference
