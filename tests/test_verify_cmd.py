@@ -43,8 +43,8 @@ def problems(err):
     return [line for line in err.splitlines() if line.startswith("verify.sh: problem: ")]
 
 
-def test_good_output(capsys, out, sample_release):
-    code, stdout, err = verify(capsys, "official", out, "--source", sample_release[0])
+def test_good_output(capsys, built, sample_release):
+    code, stdout, err = verify(capsys, "official", built, "--source", sample_release[0])
     assert code == 0, err
     assert "30 records  (partial: 30 of 1,281,167)" in stdout
     assert "12 records  (partial: 12 of 50,000)" in stdout
@@ -141,26 +141,26 @@ def test_record_contents(capsys, out, features, words):
     assert "%s record 0: " % shard in p and words in p
 
 
-def test_wrong_format(capsys, out):
-    code, _, err = verify(capsys, "slim", out)
+def test_wrong_format(capsys, built):
+    code, _, err = verify(capsys, "slim", built)
     assert code == 1
     assert any("1024 of 1024 train shards missing" in p for p in problems(err))
 
 
-def test_slim_with_source_not_wired_yet(capsys, out, sample_release):
+def test_slim_with_source_not_wired_yet(capsys, built, sample_release):
     if os.path.exists(os.path.join(REPO, "ilsvrc", "slim.py")) and \
             cli_verify.PLANNERS["slim"] is not cli_verify.slim_plan:
         pytest.skip("slim planning is wired")
-    code, _, err = verify(capsys, "slim", out, "--source", sample_release[0])
+    code, _, err = verify(capsys, "slim", built, "--source", sample_release[0])
     assert code == 2 and "without --source" in err
 
 
-def test_verify_sh(out, sample_release):
-    result = run_cmd([os.path.join(REPO, "verify.sh"), "official", out, "--source",
+def test_verify_sh(built, sample_release):
+    result = run_cmd([os.path.join(REPO, "verify.sh"), "official", built, "--source",
                       sample_release[0], "-j", "2"])
     assert result.returncode == 0, result.stderr
     assert "OK: all 1152 shards check out" in result.stdout
-    result = run_cmd([os.path.join(REPO, "verify.sh"), "official", out + "/nowhere"])
+    result = run_cmd([os.path.join(REPO, "verify.sh"), "official", built + "/nowhere"])
     assert result.returncode == 1
     assert result.stderr.strip() == ("verify.sh: error: %s/nowhere is not a directory "
-                                     "(the conversion's output directory)" % out)
+                                     "(the conversion's output directory)" % built)
