@@ -151,10 +151,28 @@ def _from_archive(path):
                         % (path, err.strerror or err))
 
 
+def _from_zip(path):
+    """Training XMLs of a Kaggle zip: members under ILSVRC/Annotations/CLS-LOC/train/."""
+    from ilsvrc import kaggle
+    marker = "/".join(kaggle.ANNOTATIONS) + "/"
+    found = []
+    for name, offset, csize in kaggle.zip_members(path):
+        at = name.find(marker)
+        if at >= 0 and _is_annotation(name[at + len(marker):]):
+            found.append((name[at + len(marker):], offset, csize))
+    for rel, offset, csize in sorted(found):
+        sub, base = rel.split("/")
+        yield (sub, base, "%s: %s" % (path, rel),
+               lambda o=offset, c=csize: kaggle.read_member(path, o, c))
+
+
 def annotations(source):
-    """Yield (dir_label, xml_name, where, read) from a directory or an archive."""
+    """Yield (dir_label, xml_name, where, read) from a directory, a .tar.gz or the
+    Kaggle zip."""
     if os.path.isdir(source):
         return _from_dir(source)
+    if source.endswith(".zip") and os.path.isfile(source):
+        return _from_zip(source)
     if os.path.isfile(source):
         return _from_archive(source)
     raise UserError("%s does not exist: give the annotation directory (<synset>/*.xml) "

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from ilsvrc import extract, image, official, pool
+from ilsvrc import extract, image, inputs, official, pool
 from ilsvrc.errors import UsageError, main_guard
 
 PROG = "build.sh"
@@ -38,7 +38,7 @@ def parse(argv):
                    help="image check: 'header' reads size and structure from the JPEG "
                    "header (default, fast); 'decode' decodes every image with "
                    "TensorFlow as upstream does")
-    p.add_argument("--source", choices=official.SOURCES, default="auto",
+    p.add_argument("--source", choices=inputs.SOURCES, default="auto",
                    help="tar: the release tars; tree: extracted train/ and validation/; "
                    "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place "
                    "(default auto: the first of those found in DIR)")
@@ -58,8 +58,8 @@ def run(argv):
     out = a.output or os.path.join(a.dir, "tf_records")
     with pool.Pool(workers) as runner:
         if a.extract:
-            found = official.find_source(a.dir, "tar")
-            train, val = official.list_source(found, runner)
+            found = inputs.find_source(a.dir, "tar")
+            train, val = inputs.list_source(found, runner)
             label_file = a.labels or official.label_file_for(a.dir)
             n = extract.extract(train, val, a.dir, label_file, runner)
             sys.stderr.write("extracted %d files into %s/train and %s/validation\n"

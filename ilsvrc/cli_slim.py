@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, data, extract, frontend, image, pool, slim, sources
+from ilsvrc import bbox, data, extract, frontend, image, inputs, kaggle, pool, slim, sources
 from ilsvrc.errors import UserError, main_guard
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
@@ -26,7 +26,7 @@ def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr):
     their synset folder (the layout preprocess_imagenet_validation_data.py makes).
     Resumable: files already there with the right size are kept.
     """
-    train, val = slim.tar_listings(tar_dir, runner)
+    train, val = slim.source_listings(tar_dir, runner)
     wanted = set(slim.load_synsets(synsets_file))
     kept = sources.Listing("train")
     kept.containers, kept.inner_tars = train.containers, train.inner_tars
@@ -80,14 +80,17 @@ def convert_main(argv):
         raise UserError("%s is not a directory; give the directory holding the "
                         "ILSVRC2012 tars" % a.dir)
     raw = os.path.join(top, "raw-data")
+    found = inputs.find_source(top, "auto")
+    if found[0] == "tree":
+        raise UserError("missing %s and %s in %s: put the ILSVRC2012 tars there (nothing "
+                        "is downloaded)" % (sources.TRAIN_TAR, sources.VAL_TAR, top))
     archive = os.path.join(top, bbox.ARCHIVE)
-    for path in [os.path.join(top, n) for n in (sources.TRAIN_TAR, sources.VAL_TAR)]:
-        if not os.path.isfile(path):
-            raise UserError("missing %s: put the ILSVRC2012 tars in %s (nothing is "
-                            "downloaded)" % (path, top))
-    if not a.no_boxes and not os.path.isfile(archive):
+    if not os.path.isfile(archive) and found[0] in ("kaggle", "zip"):
+        archive = kaggle.find_annotations(top)   # the Kaggle copy carries the XMLs
+    if not a.no_boxes and not (archive and os.path.exists(archive)):
         raise UserError("missing %s: put the bounding box archive there, or pass "
-                        "--no-boxes to convert without boxes" % archive)
+                        "--no-boxes to convert without boxes"
+                        % os.path.join(top, bbox.ARCHIVE))
     try:
         os.makedirs(raw, exist_ok=True)
     except OSError as err:

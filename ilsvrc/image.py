@@ -10,6 +10,8 @@ the height and width that go beside them:
 Grayscale and other CMYK JPEGs are stored as they are (decision A8).
 """
 
+import re
+
 from ilsvrc import jpeg
 from ilsvrc.errors import UserError
 
@@ -62,6 +64,13 @@ def decoded_size(data):
     return int(shape[0]), int(shape[1])
 
 
+def _tf_message(err):
+    """The readable part of a TF op error: no '{{function_node ...}}', no '[Op:...]'."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    text = re.sub(r"^\{\{.*?\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:\w+\]$", "", text) or type(err).__name__
+
+
 def prepare(data, relpath, check="header", where=None):
     """Return (encoded_bytes, height, width); ImageError naming `where` on failure."""
     where = where or relpath
@@ -74,11 +83,11 @@ def prepare(data, relpath, check="header", where=None):
         else:
             height, width, _ = jpeg.header_info(data)
     except jpeg.BadImage as err:
-        raise ImageError("%s: %s. Replace the file with a good copy (or use "
-                         "--image_check=decode to let TensorFlow judge it)." % (where, err))
+        raise ImageError("%s: %s. Replace the file with a good copy (or choose the "
+                         "'decode' image check to let TensorFlow judge it)." % (where, err))
     except Exception as err:  # TensorFlow decode/encode errors
         if type(err).__module__.startswith("tensorflow") or isinstance(err, ValueError):
-            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            msg = _tf_message(err)
             raise ImageError("%s: cannot be decoded as %s (%s). Replace the file with a "
                              "good copy." % (where, "PNG" if kind == "png" else "JPEG", msg))
         raise

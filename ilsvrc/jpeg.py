@@ -17,7 +17,7 @@ class BadImage(ValueError):
 
 # SOF0 baseline, SOF1 extended sequential, SOF2 progressive (Huffman coding): what
 # TensorFlow's libjpeg-turbo decodes in every build.  Other frame types (lossless,
-# hierarchical, arithmetic coding) are refused here; `--image_check=decode` lets
+# hierarchical, arithmetic coding) are refused here; the "decode" image check lets
 # TensorFlow itself decide about them.
 SUPPORTED_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
 _ALL_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}

@@ -118,6 +118,28 @@ def _entries(f, path):
         at += rec_len
 
 
+def zip_members(path):
+    """Yield (name, local_header_offset, compressed_size) of every member of a zip."""
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise UserError("cannot open %s: %s" % (path, err.strerror))
+    with f:
+        yield from _entries(f, path)
+
+
+ANNOTATIONS = ("ILSVRC", "Annotations", "CLS-LOC", "train")
+
+
+def find_annotations(raw_dir):
+    """Source of the training box XMLs in a Kaggle copy under raw_dir, or None:
+    the unpacked `ILSVRC/Annotations/CLS-LOC/train` directory, else the zip."""
+    tree = os.path.join(raw_dir, *ANNOTATIONS)
+    if os.path.isdir(tree):
+        return tree
+    return find_zip(raw_dir)
+
+
 def index_zip(path):
     """(train Listing, val Listing) of a Kaggle zip holding ILSVRC/ directly."""
     import fnmatch
@@ -127,30 +149,25 @@ def index_zip(path):
     marker = "/".join(CLS_LOC) + "/"
     wrapped = None
     seen = set()
-    try:
-        f = open(path, "rb")
-    except OSError as err:
-        raise UserError("cannot open %s: %s" % (path, err.strerror))
-    with f:
-        for name, offset, csize in _entries(f, path):
-            if name.endswith(".tar.gz"):
-                wrapped = name
-            at = name.find(marker)
-            if at < 0 or name.endswith("/"):
-                continue
-            parts = name[at + len(marker):].split("/")
-            if ".." in parts or name.startswith("/"):
-                raise UserError("%s: member '%s' has an absolute path or '..'; refusing "
-                                "it." % (path, name))
-            if name in seen:
-                raise UserError("%s: member '%s' appears twice" % (path, name))
-            seen.add(name)
-            if not fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN):
-                continue
-            if parts[0] == "train" and len(parts) == 3:
-                train.add(parts[2], parts[1], 0, offset, csize)
-            elif parts[0] == "val" and len(parts) == 2:
-                val.add(parts[1], "", 0, offset, csize)
+    for name, offset, csize in zip_members(path):
+        if name.endswith(".tar.gz"):
+            wrapped = name
+        at = name.find(marker)
+        if at < 0 or name.endswith("/"):
+            continue
+        parts = name[at + len(marker):].split("/")
+        if ".." in parts or name.startswith("/"):
+            raise UserError("%s: member '%s' has an absolute path or '..'; refusing "
+                            "it." % (path, name))
+        if name in seen:
+            raise UserError("%s: member '%s' appears twice" % (path, name))
+        seen.add(name)
+        if not fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN):
+            continue
+        if parts[0] == "train" and len(parts) == 3:
+            train.add(parts[2], parts[1], 0, offset, csize)
+        elif parts[0] == "val" and len(parts) == 2:
+            val.add(parts[1], "", 0, offset, csize)
     if not len(train) and not len(val):
         if wrapped:
             raise UserError("%s holds %s, which cannot be read in place: run "

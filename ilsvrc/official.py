@@ -1,10 +1,8 @@
 """Format (a): TFRecords for the TF official ResNet, as tensorflow/tpu imagenet_to_gcs.py
 writes them (spec §2): 1024 training + 128 validation shards, 9 features.
 
-Inputs, found under one directory (`find_source`):
-  * the release tars `ILSVRC2012_img_train.tar` + `ILSVRC2012_img_val.tar`, read in place;
-  * the extracted layout `train/<synset>/*.JPEG`, `validation/*.JPEG`;
-  * the Kaggle copy, unpacked (`ILSVRC/Data/CLS-LOC/{train,val}`) or as its zip.
+Inputs are found under one directory by `inputs.find_source` (the release tars, the
+extracted layout, or the Kaggle copy).
 Validation labels: `<dir>/synset_labels.txt` when present, else the shipped 50,000-line
 file.
 """
@@ -13,7 +11,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import data, example, kaggle, plan, sources, verify, write
+from ilsvrc import data, example, inputs, plan, verify, write
 from ilsvrc.errors import UserError
 
 B, I = example.BYTES, example.INT64
@@ -25,60 +23,6 @@ SCHEMA = {
     "image/filename": B, "image/encoded": B,
 }
 LABEL_FILE_NAME = "synset_labels.txt"
-SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
-
-
-def find_source(raw_dir, kind="auto"):
-    """Where the images are: (kind, path, path).
-
-    kinds: "tar" (train_tar, val_tar), "tree" (train_dir, val_dir), "kaggle" (the
-    unpacked Kaggle train and val dirs), "zip" (the Kaggle zip, twice).  "auto" takes
-    the first that is present, in that order.
-    """
-    if not os.path.isdir(raw_dir):
-        raise UserError("%s is not a directory" % raw_dir)
-    tars = (os.path.join(raw_dir, sources.TRAIN_TAR), os.path.join(raw_dir, sources.VAL_TAR))
-    tree = (os.path.join(raw_dir, "train"), os.path.join(raw_dir, "validation"))
-    have_tars = [os.path.isfile(p) for p in tars]
-    have_tree = [os.path.isdir(p) for p in tree]
-    if kind == "tar" or (kind == "auto" and any(have_tars)):
-        missing = [p for p, ok in zip(tars, have_tars) if not ok]
-        if missing:
-            raise UserError("missing %s. Put both ILSVRC2012 tars in %s."
-                            % (" and ".join(missing), raw_dir))
-        return ("tar",) + tars
-    if kind == "tree" or (kind == "auto" and any(have_tree)):
-        missing = [p for p, ok in zip(tree, have_tree) if not ok]
-        if missing:
-            raise UserError("missing directory %s (expected train/<synset>/*.JPEG and "
-                            "validation/*.JPEG under %s)." % (" and ".join(missing), raw_dir))
-        return ("tree",) + tree
-    kaggle_tree = kaggle.find_tree(raw_dir)
-    if kind == "kaggle" or (kind == "auto" and kaggle_tree):
-        if not kaggle_tree or not all(os.path.isdir(p) for p in kaggle_tree):
-            raise UserError("no Kaggle tree in %s: expected %s/{train,val}/"
-                            % (raw_dir, os.path.join(raw_dir, *kaggle.CLS_LOC)))
-        return ("kaggle",) + kaggle_tree
-    archive = kaggle.find_zip(raw_dir)
-    if kind == "zip" or (kind == "auto" and archive):
-        if not archive:
-            raise UserError("missing %s" % os.path.join(raw_dir, kaggle.ZIP_NAME))
-        return ("zip", archive, archive)
-    raise UserError("no ImageNet data in %s: expected the tars %s and %s, or the extracted "
-                    "directories %s/ and %s/, or the Kaggle copy (%s/ or %s)."
-                    % ((raw_dir,) + tars + tree
-                       + (os.path.join(raw_dir, *kaggle.CLS_LOC), kaggle.ZIP_NAME)))
-
-
-def list_source(found, runner):
-    kind, train_path, val_path = found
-    if kind == "tar":
-        return sources.index_train_tar(train_path, runner), sources.index_flat_tar(val_path)
-    if kind == "zip":
-        return kaggle.index_zip(train_path)
-    return sources.list_tree_train(train_path), sources.list_tree_flat(val_path)
-
-
 def label_file_for(raw_dir):
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
     return local if os.path.isfile(local) else data.VAL_LABELS_FILE
@@ -132,11 +76,11 @@ def make_splits(train, val, label_lines, label_file, out_dir):
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
             label_file=None, log=sys.stderr):
     """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
-    found = find_source(raw_dir, source)
+    found = inputs.find_source(raw_dir, source)
     label_file = label_file or label_file_for(raw_dir)
     label_lines = data.read_lines(label_file, "validation label file")
     log.write("reading %s (%s); validation labels from %s\n" % (raw_dir, found[0], label_file))
-    train, val = list_source(found, runner)
+    train, val = inputs.list_source(found, runner)
     splits, num_labels = make_splits(train, val, label_lines, label_file, out_dir)
     log.write("%d training and %d validation images -> %s\n"
               % (splits[0].count, splits[1].count, out_dir))

@@ -16,7 +16,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import data, example, plan, sources, verify, write
+from ilsvrc import data, example, inputs, plan, sources, verify, write
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = example.BYTES, example.FLOAT, example.INT64
@@ -120,16 +120,13 @@ def by_synset(flat, label_file):
     return grouped
 
 
-def tar_listings(source_dir, runner, val_label_file=None):
-    """(train, validation) listings of the release tars in source_dir, read in place."""
-    tars = [os.path.join(source_dir, name) for name in (sources.TRAIN_TAR, sources.VAL_TAR)]
-    missing = [p for p in tars if not os.path.isfile(p)]
-    if missing:
-        raise UserError("missing %s. Put both ILSVRC2012 tars in %s."
-                        % (" and ".join(missing), source_dir))
-    train = sources.index_train_tar(tars[0], runner)
-    val = by_synset(sources.index_flat_tar(tars[1]), val_label_file or data.VAL_LABELS_FILE)
-    return train, val
+def source_listings(source_dir, runner, val_label_file=None, kind="auto"):
+    """(train, validation) listings of the images under source_dir, read in place:
+    the release tars, or the Kaggle copy (tree or zip) -- see inputs.find_source.
+    The flat validation set is grouped by synset with the label file."""
+    found = inputs.find_source(source_dir, kind)
+    train, flat_val = inputs.list_source(found, runner)
+    return train, by_synset(flat_val, val_label_file or data.VAL_LABELS_FILE)
 
 
 def tree_listings(train_dir, val_dir):
@@ -232,37 +229,43 @@ def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_
                        item, len(order))
 
 
-def convert(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
-            labels_file=data.SYNSETS_FILE, metadata_file=data.METADATA_FILE,
-            bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
-            val_shards=VAL_SHARDS, num_threads=NUM_THREADS, check="header",
-            do_verify=True, log=sys.stderr):
-    """The whole slim conversion; returns (splits, stats).
+def make_splits(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
+                labels_file=data.SYNSETS_FILE, metadata_file=data.METADATA_FILE,
+                bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
+                val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr):
+    """Plan both splits: (splits, number of labels).
 
-    Reads the tars in source_dir when given, else the trees train_dir and val_dir.
-    bbox_file '' means no boxes (every image gets empty box lists).
+    Reads the images under source_dir (tars or Kaggle copy) when given, else the trees
+    train_dir and val_dir.  bbox_file '' means no boxes (empty box lists).
     """
     check_layout(train_shards, val_shards, num_threads)
-    if not os.path.isdir(out_dir):
-        raise UserError("output directory %s does not exist; create it first (the slim "
-                        "converter does not create it)" % out_dir)
     synsets = load_synsets(labels_file)
     texts = load_metadata(metadata_file)
     boxes = load_boxes(bbox_file)
     log.write("%d bounding boxes for %d images in %s\n"
               % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
     if source_dir is not None:
-        train, val = tar_listings(source_dir, runner, val_label_file)
+        train, val = source_listings(source_dir, runner, val_label_file)
     else:
         train, val = tree_listings(train_dir, val_dir)
-    log.write("Saving results to %s\n" % out_dir)
     splits = [plan_split("validation", val, synsets, texts, boxes, out_dir, val_shards,
                          num_threads, metadata_file, log),
               plan_split("train", train, synsets, texts, boxes, out_dir, train_shards,
                          num_threads, metadata_file, log)]
+    return splits, len(synsets)
+
+
+def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, **where):
+    """The whole slim conversion; returns (splits, stats).  `where` and the layout
+    options are those of make_splits."""
+    if not os.path.isdir(out_dir):
+        raise UserError("output directory %s does not exist; create it first (the slim "
+                        "converter does not create it)" % out_dir)
+    log.write("Saving results to %s\n" % out_dir)
+    splits, num_labels = make_splits(out_dir, runner, log=log, **where)
     stats = write.write_splits(splits, runner, check, label="converting")
     if do_verify:
-        counts = verify.verify_splits(splits, SCHEMA, (1, len(synsets)), runner)
+        counts = verify.verify_splits(splits, SCHEMA, (1, num_labels), runner)
         log.write("verified: %d validation and %d training records, every image once "
                   "with its label\n" % (counts["validation"], counts["train"]))
     return splits, stats

@@ -8,6 +8,7 @@ different plan rewrites them all.  Record bytes depend only on the shard's items
 output is identical for any number of workers.
 """
 
+import errno
 import hashlib
 import os
 import sys
@@ -75,11 +76,21 @@ def _partial(path):
 
 
 def _disk_error(path, err):
-    if err.errno == 28 or "No space left" in str(err):
-        return UserError("disk full while writing %s. Free space (or choose another "
-                         "output directory) and rerun the same command: finished shards "
-                         "are kept." % path)
-    return UserError("cannot write %s: %s" % (path, getattr(err, "strerror", None) or err))
+    """UserError for a failed write; `err` is an OSError or a TensorFlow error
+    (which has no errno, only a message such as '<path>; File too large')."""
+    code = getattr(err, "errno", None)
+    text = str(err)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or \
+            "quota exceeded" in text.lower():
+        what, fix = "disk full", "Free space (or choose another output directory)"
+    elif code == errno.EFBIG or "File too large" in text:
+        what = "file too large (the file system's or the shell's size limit, ulimit -f)"
+        fix = "Raise the limit (or choose another output directory)"
+    else:
+        reason = getattr(err, "strerror", None) or text.strip().rsplit("; ", 1)[-1]
+        return UserError("cannot write %s: %s" % (path, reason or type(err).__name__))
+    return UserError("%s while writing %s. %s and rerun the same command: finished "
+                     "shards are kept." % (what, path, fix))
 
 
 def write_shard(job):

@@ -14,7 +14,7 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import data, example, gcs, image, jpeg, official, plan, pool, sources, write
+from ilsvrc import data, example, gcs, image, inputs, jpeg, official, plan, pool, sources, write
 from ilsvrc.errors import UserError
 
 FRONT_END = os.path.join(REPO, "official", "imagenet_to_gcs.py")
@@ -277,7 +277,7 @@ def test_front_ends_run_from_any_directory(tmp_path):
 
 def test_empty_source_is_an_error_not_empty_shards(tmp_path):
     with pytest.raises(UserError, match="no ImageNet data in"):
-        official.find_source(str(tmp_path))
+        inputs.find_source(str(tmp_path))
     train, val = _listings([], 3)
     with pytest.raises(UserError, match="found no training images"):
         official.make_splits(train, val, ["n01440764"] * 3, "L", str(tmp_path / "o"))
@@ -293,6 +293,8 @@ def test_build_sh_without_tensorflow_points_at_setup(tmp_path):
     top = tmp_path / "checkout"
     top.mkdir()
     shutil.copy(BUILD_SH, top / "build.sh")                 # a checkout without .venv
+    (top / "ilsvrc").mkdir()
+    shutil.copy(os.path.join(REPO, "ilsvrc", "run_module.sh"), top / "ilsvrc")
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "python3").write_text("#!/bin/sh\nexit 1\n")  # python3 without TF

@@ -4,5 +4,4 @@
 # OUTDIR/train/<synset>/ and OUTDIR/validation/<synset>/. Nothing is downloaded: the
 # image-net.org URLs upstream used are dead, and nothing is asked.
 set -euo pipefail
-. "$(cd "$(dirname "$0")" && pwd)/find_python.sh"
-exec "$py" -m ilsvrc.cli_slim extract "$@"
+exec "$(dirname "$(readlink -f "$0")")/../../ilsvrc/run_module.sh" download_imagenet.sh ilsvrc.cli_slim extract "$@"

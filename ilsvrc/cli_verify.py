@@ -1,0 +1,237 @@
+"""`./verify.sh FORMAT OUT_DIR [--source DIR] [-j N]`: check finished shards.
+
+Re-reads every shard of a conversion and checks, without trusting anything the
+writer left behind: the shard names and count (every `-of-NNNNN` file there, no
+unknown shard names; leftover `.partial` files are a warning), the framing and
+CRC32C of every record, that every record parses with exactly the format's feature
+keys and kinds, the label range, and the number of records per split.  With
+`--source DIR` (the directory given to build.sh) the plan is rebuilt from the
+source and every shard must hold exactly its planned images, in order, with their
+labels: every source image appears exactly once, correctly labelled.
+
+Exit status 0 when everything checks out, 1 on any problem (each named with its
+shard and record), 2 for bad arguments.
+"""
+
+import argparse
+import io
+import os
+import re
+import sys
+import time
+
+from ilsvrc import data, formats, inputs, official, pool, slim, verify, write
+from ilsvrc.errors import UsageError, UserError, main_guard
+
+PROG = "verify.sh"
+SHARD_NAME = re.compile(r"(?P<prefix>[a-z]+)-\d{5}-of-\d{5}")
+MAX_LISTED = 20
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Re-read every shard of a finished conversion and check "
+        "names, record framing and CRCs, feature keys and kinds, labels and counts; "
+        "with --source also that every source image is there exactly once with its "
+        "label.")
+    p.add_argument("format", choices=sorted(formats.FORMATS), metavar="FORMAT",
+                   help="official (OUT_DIR/train, OUT_DIR/validation) or slim (flat)")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the conversion's output directory")
+    p.add_argument("--source", metavar="DIR", help="the directory the conversion read "
+                   "(the tars, or the extracted train/ and validation/): rebuild the "
+                   "plan and compare every record with it")
+    p.add_argument("--labels", metavar="FILE", help="with --source: the validation label "
+                   "file used (default: DIR/synset_labels.txt, else the shipped one)")
+    p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
+                   metavar="T", help="slim with --source: the --num_threads the shards "
+                   "were written with (default 8; 64 for darchr-built datasets)")
+    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: one per CPU core, here %d)"
+                   % pool.default_workers())
+    a = p.parse_args(argv)
+    if a.workers is not None and a.workers < 0:
+        raise UsageError("--workers must be 0 or more")
+    if a.labels and not a.source:
+        raise UsageError("--labels only makes sense with --source")
+    return a
+
+
+# --------------------------------------------------------------------------- names
+
+def inventory(fmt, out_dir):
+    """Look at the file names only.
+
+    Returns (shards, problems, warnings): shards = [(prefix, k, path)] of the expected
+    shards that exist, in layout order.
+    """
+    shards, problems, warnings = [], [], []
+    prefixes = {prefix for _, prefix, _ in fmt.layout}
+    by_dir = {}
+    for sub, prefix, num in fmt.layout:
+        by_dir.setdefault(os.path.join(out_dir, sub) if sub else out_dir, []).append(
+            (prefix, num))
+    for directory, entries in by_dir.items():
+        try:
+            names = set(os.listdir(directory))
+        except FileNotFoundError:
+            problems.append("%s does not exist (no %s shards)"
+                            % (directory, " or ".join(p for p, _ in entries)))
+            continue
+        except OSError as err:
+            problems.append("cannot list %s: %s" % (directory, err.strerror or err))
+            continue
+        expected = set()
+        for prefix, num in entries:
+            missing = []
+            for k in range(num):
+                name = write.shard_name(prefix, k, num)
+                expected.add(name)
+                if name in names:
+                    shards.append((prefix, k, os.path.join(directory, name)))
+                else:
+                    missing.append(name)
+            if missing:
+                problems.append("%s: %d of %d %s shards missing (%s%s)"
+                                % (directory, len(missing), num, prefix,
+                                   ", ".join(missing[:3]), ", ..." if len(missing) > 3
+                                   else ""))
+        for name in sorted(names - expected):
+            m = SHARD_NAME.fullmatch(name)
+            if (m and m.group("prefix") in prefixes) or \
+                    any(name.startswith(p + "-") for p in prefixes):
+                problems.append("%s: unknown shard name (expected %s); remove it or "
+                                "check the format" % (os.path.join(directory, name),
+                                                      " and ".join(
+                                                          "%s-NNNNN-of-%05d" % e
+                                                          for e in entries)))
+            elif name.startswith(".") and name.endswith(".partial"):
+                warnings.append("%s: unfinished file from an interrupted run (the next "
+                                "build removes it)" % os.path.join(directory, name))
+    return shards, problems, warnings
+
+
+# --------------------------------------------------------------------------- plan
+
+def official_plan(source, out_dir, runner, label_file, num_threads=None):
+    """The splits build.sh would write from `source` (same label file rule)."""
+    found = inputs.find_source(source, "auto")
+    label_file = label_file or official.label_file_for(source)
+    label_lines = data.read_lines(label_file, "validation label file")
+    train, val = inputs.list_source(found, runner)
+    splits, _ = official.make_splits(train, val, label_lines, label_file, out_dir)
+    return splits
+
+
+def slim_plan(source, out_dir, runner, label_file, num_threads=slim.NUM_THREADS):
+    """The splits the slim driver would write from the tars or Kaggle copy in `source`
+    (boxes do not matter here: verify compares file names and labels)."""
+    splits, _ = slim.make_splits(out_dir, runner, source_dir=source,
+                                 val_label_file=label_file, num_threads=num_threads,
+                                 log=io.StringIO())
+    return splits
+
+
+PLANNERS = {"official": official_plan, "slim": slim_plan}
+
+
+# --------------------------------------------------------------------------- checks
+
+def _check(job):
+    """Worker: verify one shard; (records, bytes, problem or None)."""
+    prefix, k, args = job
+    try:
+        size = os.path.getsize(args[0])
+        return verify.verify_shard(args), size, None
+    except UserError as err:
+        return 0, 0, str(err)
+    except OSError as err:
+        return 0, 0, "%s: cannot read: %s" % (args[0], err.strerror or err)
+
+
+def check_shards(fmt, shards, splits, runner, log):
+    """Verify every shard; return ({prefix: records}, problems)."""
+    plans = {s.prefix: s for s in splits or ()}
+    counts = {prefix: 0 for _, prefix, _ in fmt.layout}
+    problems = []
+    jobs = ((prefix, k, (path, fmt.schema, fmt.label_range,
+                         verify._expected(plans[prefix], k) if prefix in plans else None))
+            for prefix, k, path in shards)
+    start = last = time.monotonic()
+    done = nbytes = 0
+    for (prefix, _, _), (n, size, problem) in runner.run(_check, jobs):
+        counts[prefix] += n
+        done += 1
+        nbytes += size
+        if problem:
+            problems.append(problem)
+        now = time.monotonic()
+        if now - last >= 15 or done == len(shards):
+            last = now
+            log.write("verifying: %d/%d shards, %.1f GB read, elapsed %ds\n"
+                      % (done, len(shards), nbytes / 1e9, now - start))
+            log.flush()
+    return counts, problems
+
+
+def describe(count, prefix):
+    full = formats.FULL_COUNTS.get(prefix)
+    return "full ILSVRC2012" if count == full else "partial: %d of %s" % (
+        count, "{:,}".format(full) if full else "?")
+
+
+def run(argv, out=None, log=None):
+    out, log = out or sys.stdout, log or sys.stderr
+    a = parse(argv)
+    fmt = formats.FORMATS[a.format]
+    if not os.path.isdir(a.out_dir):
+        raise UserError("%s is not a directory (the conversion's output directory)"
+                        % a.out_dir)
+    workers = pool.default_workers() if a.workers is None else a.workers
+    shards, problems, warnings = inventory(fmt, a.out_dir)
+    with pool.Pool(workers) as runner:
+        splits = None
+        if a.source:
+            splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels,
+                                        a.num_threads)
+            log.write("plan from %s: %s\n" % (a.source, ", ".join(
+                "%d %s images" % (s.count, s.prefix) for s in splits)))
+        counts, bad = check_shards(fmt, shards, splits, runner, log)
+    problems += bad
+    if splits:
+        for s in splits:
+            if counts[s.prefix] != s.count and not bad:
+                problems.append("%s: %d %s records, the source has %d images"
+                                % (a.out_dir, counts[s.prefix], s.prefix, s.count))
+    nums = {prefix: num for _, prefix, num in fmt.layout}
+    present = {prefix: 0 for prefix in nums}
+    for prefix, _, _ in shards:
+        present[prefix] += 1
+    out.write("%s shards in %s\n" % (fmt.name, a.out_dir))
+    for prefix, num in nums.items():
+        out.write("  %-10s %4d/%d shards  %s records  (%s)\n"
+                  % (prefix, present[prefix], num, "{:,}".format(counts[prefix]),
+                     describe(counts[prefix], prefix)))
+    if splits and not problems:
+        out.write("  source: every one of the %s images of %s is there exactly once, "
+                  "with its label\n" % ("{:,}".format(sum(s.count for s in splits)),
+                                        a.source))
+    for w in warnings:
+        out.write("  warning: %s\n" % w)
+    out.flush()
+    if problems:
+        for p in problems[:MAX_LISTED]:
+            log.write("%s: problem: %s\n" % (PROG, p))
+        if len(problems) > MAX_LISTED:
+            log.write("%s: ... and %d more problems\n" % (PROG, len(problems) - MAX_LISTED))
+        raise UserError("%d problem%s found in %s (listed above)"
+                        % (len(problems), "" if len(problems) == 1 else "s", a.out_dir))
+    out.write("OK: all %d shards check out\n" % len(shards))
+    return 0
+
+
+def main(argv=None):
+    return main_guard(lambda: run(sys.argv[1:] if argv is None else argv), PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
