@@ -115,6 +115,7 @@ def by_synset(flat, label_file):
         raise UserError(str(err))
     grouped = sources.Listing(flat.split)
     grouped.containers, grouped.root = flat.containers, flat.root
+    grouped.inner_tars, grouped.files_flat = flat.inner_tars, True
     for i, synset in zip(order, synsets):
         grouped.add(flat.names[i], synset, flat.container[i], flat.offset[i], flat.size[i])
     return grouped

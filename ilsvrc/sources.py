@@ -48,6 +48,7 @@ class Listing:
         self.containers = []          # tar paths
         self.inner_tars = False       # members sit in '<group>.tar' inside the container
         self.root = None              # tree sources: directory holding the images
+        self.files_flat = False       # tree sources: files at root/<name> whatever the group
 
     def __len__(self):
         return len(self.names)
@@ -77,7 +78,8 @@ class Listing:
         """(path, offset, size, where) for reading image i; `where` names it for errors."""
         c = self.container[i]
         if c < 0:
-            path = os.path.join(self.root, self.relpath(i))
+            path = os.path.join(self.root,
+                                self.names[i] if self.files_flat else self.relpath(i))
             return path, 0, -1, path
         inner = self.group_of(i) + ".tar/" if self.inner_tars else ""
         where = "%s: %s%s" % (self.containers[c], inner, self.names[i])
