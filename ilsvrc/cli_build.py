@@ -11,8 +11,8 @@ import argparse
 import os
 import sys
 
-from ilsvrc import extract, image, inputs, official, pool
-from ilsvrc.errors import UsageError, main_guard
+from ilsvrc import extract, frontend, inputs, official, pool
+from ilsvrc.errors import main_guard
 
 PROG = "build.sh"
 
@@ -29,34 +29,24 @@ def parse(argv):
                    "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
                    "(default: DIR/tf_records)")
-    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
-                   help="worker processes (default: one per CPU core, here %d)"
-                   % pool.default_workers())
+    frontend.add_run_options(p)
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
-    p.add_argument("--check", choices=image.CHECKS, default="header",
-                   help="image check: 'header' reads size and structure from the JPEG "
-                   "header (default, fast); 'decode' decodes every image with "
-                   "TensorFlow as upstream does")
     p.add_argument("--source", choices=inputs.SOURCES, default="auto",
                    help="tar: the release tars; tree: extracted train/ and validation/; "
                    "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place "
                    "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
                    "DIR/synset_labels.txt, else the shipped one)")
-    p.add_argument("--no-verify", action="store_true", help="skip re-reading the shards "
-                   "after writing")
     a = p.parse_args(argv)
-    if a.workers is not None and a.workers < 0:
-        raise UsageError("--workers must be 0 or more")
+    a.workers = frontend.workers(a.workers, "--workers")
     return a
 
 
 def run(argv):
     a = parse(argv)
-    workers = pool.default_workers() if a.workers is None else a.workers
     out = a.output or os.path.join(a.dir, "tf_records")
-    with pool.Pool(workers) as runner:
+    with pool.Pool(a.workers) as runner:
         if a.extract:
             found = inputs.find_source(a.dir, "tar")
             train, val = inputs.list_source(found, runner)

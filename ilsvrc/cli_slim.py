@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, data, extract, frontend, image, inputs, kaggle, pool, slim, sources
+from ilsvrc import bbox, data, extract, frontend, inputs, kaggle, pool, slim, sources
 from ilsvrc.errors import UserError, main_guard
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
@@ -59,14 +59,7 @@ def _parse_convert(argv):
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
-    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
-                   help="worker processes (default: one per CPU core, here %d)"
-                   % pool.default_workers())
-    p.add_argument("--check", choices=image.CHECKS, default="header",
-                   help="image check: 'header' (default, fast) or 'decode' (TensorFlow "
-                   "decodes every image, as upstream)")
-    p.add_argument("--no-verify", action="store_true", help="skip re-reading the shards "
-                   "after writing")
+    frontend.add_run_options(p)
     a = p.parse_args(argv)
     a.workers = frontend.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
@@ -124,8 +117,7 @@ def extract_main(argv):
                    help="classes to unpack (default: the 1000 shipped synsets)")
     p.add_argument("--tars", metavar="DIR", help="directory holding the tars (default: "
                    "the parent of OUTDIR, as upstream)")
-    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
-                   help="worker processes (default: one per CPU core)")
+    frontend.add_run_options(p, check=False)
     a = p.parse_args(argv)
     outdir = os.path.abspath(a.outdir)
     tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)

@@ -20,7 +20,7 @@ import re
 import sys
 import time
 
-from ilsvrc import data, formats, inputs, official, pool, slim, verify, write
+from ilsvrc import data, formats, frontend, inputs, official, pool, slim, verify, write
 from ilsvrc.errors import UsageError, UserError, main_guard
 
 PROG = "verify.sh"
@@ -45,12 +45,9 @@ def parse(argv):
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="slim with --source: the --num_threads the shards "
                    "were written with (default 8; 64 for darchr-built datasets)")
-    p.add_argument("-j", "--workers", type=int, default=None, metavar="N",
-                   help="worker processes (default: one per CPU core, here %d)"
-                   % pool.default_workers())
+    frontend.add_run_options(p, check=False)
     a = p.parse_args(argv)
-    if a.workers is not None and a.workers < 0:
-        raise UsageError("--workers must be 0 or more")
+    a.workers = frontend.workers(a.workers, "--workers")
     if a.labels and not a.source:
         raise UsageError("--labels only makes sense with --source")
     return a
@@ -186,9 +183,8 @@ def run(argv, out=None, log=None):
     if not os.path.isdir(a.out_dir):
         raise UserError("%s is not a directory (the conversion's output directory)"
                         % a.out_dir)
-    workers = pool.default_workers() if a.workers is None else a.workers
     shards, problems, warnings = inventory(fmt, a.out_dir)
-    with pool.Pool(workers) as runner:
+    with pool.Pool(a.workers) as runner:
         splits = None
         if a.source:
             splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels,

@@ -18,6 +18,21 @@ def define_flags(flags):
                          "it against the plan.")
 
 
+def add_run_options(parser, check=True):
+    """-j/--workers (and --check, --no-verify) for the argparse front ends."""
+    parser.add_argument("-j", "--workers", type=int, default=None, metavar="N",
+                        help="worker processes (default: one per CPU core, here %d; "
+                        "0 = all in this process). The output does not depend on it."
+                        % pool.default_workers())
+    if check:
+        parser.add_argument("--check", choices=image.CHECKS, default="header",
+                            help="image check: 'header' reads size and structure from "
+                            "the JPEG header (default, fast); 'decode' decodes every "
+                            "image with TensorFlow, as upstream does")
+        parser.add_argument("--no-verify", action="store_true",
+                            help="skip re-reading the shards after writing")
+
+
 def workers(num_workers, flag="--num_workers"):
     """The number of worker processes for a --num_workers value (None: one per core)."""
     if num_workers is not None and num_workers < 0:

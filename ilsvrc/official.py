@@ -84,9 +84,6 @@ def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=T
     splits, num_labels = make_splits(train, val, label_lines, label_file, out_dir)
     log.write("%d training and %d validation images -> %s\n"
               % (splits[0].count, splits[1].count, out_dir))
-    stats = write.write_splits(splits, runner, check, label="converting")
-    if do_verify:
-        counts = verify.verify_splits(splits, SCHEMA, (1, num_labels), runner)
-        log.write("verified: %d training and %d validation records, every image once "
-                  "with its label\n" % (counts["train"], counts["validation"]))
+    stats = verify.write_and_verify(splits, SCHEMA, num_labels, runner, check, do_verify,
+                                    log)
     return splits, stats

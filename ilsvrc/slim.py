@@ -264,9 +264,6 @@ def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, **w
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)
     splits, num_labels = make_splits(out_dir, runner, log=log, **where)
-    stats = write.write_splits(splits, runner, check, label="converting")
-    if do_verify:
-        counts = verify.verify_splits(splits, SCHEMA, (1, num_labels), runner)
-        log.write("verified: %d validation and %d training records, every image once "
-                  "with its label\n" % (counts["validation"], counts["train"]))
+    stats = verify.write_and_verify(splits, SCHEMA, num_labels, runner, check, do_verify,
+                                    log)
     return splits, stats

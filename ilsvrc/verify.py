@@ -95,6 +95,18 @@ def _verify_job(job):
     return verify_shard(job[1])
 
 
+def write_and_verify(splits, schema, num_labels, runner, check, do_verify, log):
+    """The end of every conversion: write the splits' shards, then (unless told not
+    to) verify them against the plan.  Returns write.write_splits' totals."""
+    from ilsvrc import write
+    stats = write.write_splits(splits, runner, check, label="converting")
+    if do_verify:
+        counts = verify_splits(splits, schema, (1, num_labels), runner)
+        log.write("verified: %s records, every image once with its label\n"
+                  % " and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits))
+    return stats
+
+
 def verify_splits(splits, schema, label_range, runner, with_plan=True):
     """Verify every shard of every split; return {prefix: records}."""
     counts = {split.prefix: 0 for split in splits}

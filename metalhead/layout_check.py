@@ -7,7 +7,6 @@ Standard library only.
 import csv
 import os
 import re
-import sys
 
 FULL = {"train": 1281167, "val": 50000, "test": 100000}
 CLASSES = 1000

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
 from ilsvrc import frontend, gcs, inputs, official, pool  # noqa: E402
-from ilsvrc.errors import UsageError, UserError, main_guard  # noqa: E402
+from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
                     "(needed with --gcs_upload).")

@@ -29,6 +29,13 @@ def sample_release(tmp_path_factory):
     return d, manifest
 
 
+@pytest.fixture(scope="session")
+def slim_release(tmp_path_factory):
+    """A read-only sample release with the bounding box archive: (dir, manifest)."""
+    d = str(tmp_path_factory.mktemp("slim_release"))
+    return d, sample.generate(d, bbox=True)
+
+
 @pytest.fixture
 def release_copy(sample_release, tmp_path):
     """A private copy of the sample release that a test may modify."""

@@ -4,9 +4,7 @@ the CSV lines expected for each annotation case of ilsvrc.sample.BOX_CASES."""
 import io
 import os
 
-import pytest
-
-from ilsvrc import example, pool, sample, slim, tfrecord
+from ilsvrc import example, pool, slim, tfrecord
 
 # Hand-computed from BOX_CASES: coordinates / image size, corners ordered, clamped.
 CASE_LINES = {
@@ -35,13 +33,6 @@ def expected_csv(manifest, synsets_filter=True):
             values = UNFILTERED.get(case, values)
         lines += ["%s,%s" % (name, v) for v in values]
     return sorted(lines)
-
-
-@pytest.fixture(scope="session")
-def slim_release(tmp_path_factory):
-    """A read-only sample release with the bounding box archive: (dir, manifest)."""
-    d = str(tmp_path_factory.mktemp("slim_release"))
-    return d, sample.generate(d, bbox=True)
 
 
 def records(path):

@@ -9,7 +9,6 @@ import zipfile
 import pytest
 
 from conftest import run_cmd
-from slim_helpers import slim_release  # noqa: F401  (fixture)
 from test_kaggle_source import _release_files
 
 from ilsvrc import bbox
@@ -29,7 +28,7 @@ def _shards(d):
 
 
 @pytest.fixture(scope="module")
-def from_tars(slim_release, tmp_path_factory):  # noqa: F811
+def from_tars(slim_release, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("slim-tars"))
     for name in os.listdir(slim_release[0]):
         shutil.copy(os.path.join(slim_release[0], name), d)
@@ -40,7 +39,7 @@ def from_tars(slim_release, tmp_path_factory):  # noqa: F811
 
 
 @pytest.mark.parametrize("form", ["tree", "zip"])
-def test_slim_driver_reads_the_kaggle_copy(slim_release, from_tars, tmp_path,  # noqa: F811
+def test_slim_driver_reads_the_kaggle_copy(slim_release, from_tars, tmp_path,
                                            form):
     files = _release_files(slim_release[0]) + _annotation_files(slim_release[0])
     d = tmp_path / "kaggle"

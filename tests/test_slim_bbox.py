@@ -9,7 +9,7 @@ import pytest
 from conftest import python, run_cmd
 from ilsvrc import bbox, data
 from ilsvrc.errors import UserError
-from slim_helpers import expected_csv, slim_release  # noqa: F401  (fixture)
+from slim_helpers import expected_csv
 
 SCRIPT = os.path.join("slim", "datasets", "process_bounding_boxes.py")
 SYNSETS = set(data.read_lines(data.SYNSETS_FILE))

@@ -8,8 +8,7 @@ import pytest
 
 from conftest import REPO, python, run_cmd
 from ilsvrc import bbox
-from slim_helpers import (expected_csv, parse_with_slim_keys, records,  # noqa: F401
-                          shard_paths, slim_release)
+from slim_helpers import expected_csv, parse_with_slim_keys, records, shard_paths
 
 DRIVER = os.path.join(REPO, "slim", "download_and_convert_imagenet.sh")
 EXTRACT = os.path.join(REPO, "slim", "datasets", "download_imagenet.sh")

@@ -10,8 +10,8 @@ import pytest
 
 from ilsvrc import bbox, cli_slim, data, plan, pool, slim
 from ilsvrc.errors import UsageError, UserError
-from slim_helpers import (convert, expected_csv, parse_with_slim_keys,  # noqa: F401
-                          records, shard_paths, slim_release)
+from slim_helpers import (convert, expected_csv, parse_with_slim_keys, records,
+                          shard_paths)
 
 SYNSETS = data.read_lines(data.SYNSETS_FILE)
 VAL_LABELS = data.read_lines(data.VAL_LABELS_FILE)
