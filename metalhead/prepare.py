@@ -74,14 +74,23 @@ class Writer:
                 raise Failure("cannot create %s (%s): fix that, then rerun."
                               % (self.target(rel), e.strerror or e))
 
-    def put(self, rel, size, open_member, archive):
+    def _begin(self, rel, size):
+        """(final path, temporary path) for a file still to write, or None when a
+        file of that size is already there (counted as skipped)."""
         path = self.target(rel)
         if os.path.isfile(path) and os.path.getsize(path) == size:
             self.skipped += 1
-            return self._progress(rel)
+            self._progress(rel)
+            return None
         folder, base = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, "." + base + TMP_SUFFIX)
+        return path, os.path.join(folder, "." + base + TMP_SUFFIX)
+
+    def put(self, rel, size, open_member, archive):
+        paths = self._begin(rel, size)
+        if paths is None:
+            return
+        path, tmp = paths
         done = 0
         try:
             src = open_member()
@@ -109,14 +118,11 @@ class Writer:
 
     def link_or_copy(self, src_path, rel):
         """Take a file from an unpacked tree: hard link when possible, else copy."""
-        path = self.target(rel)
         size = os.path.getsize(src_path)
-        if os.path.isfile(path) and os.path.getsize(path) == size:
-            self.skipped += 1
-            return self._progress(rel)
-        folder, base = os.path.split(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, "." + base + TMP_SUFFIX)
+        paths = self._begin(rel, size)
+        if paths is None:
+            return
+        path, tmp = paths
         try:
             if os.path.lexists(tmp):
                 os.remove(tmp)
