@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, python, run_cmd
 from ilsvrc import bbox, cli_slim, data, example, image, plan, slim, sources
-from slim_helpers import convert, records, shard_paths, slim_release  # noqa: F401
+from slim_helpers import convert, records, shard_paths
 
 DATASETS = os.path.join(REPO, "slim", "datasets")
 DRIVER = os.path.join(REPO, "slim", "download_and_convert_imagenet.sh")
