@@ -27,9 +27,15 @@ def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr):
     Resumable: files already there with the right size are kept.
     """
     train, val = slim.source_listings(tar_dir, runner)
-    wanted = set(slim.load_synsets(synsets_file))
-    kept = sources.Listing("train")
-    kept.containers, kept.inner_tars = train.containers, train.inner_tars
+    wanted = slim.load_synsets(synsets_file)
+    absent = sorted(set(wanted) - set(train.group_names))
+    if absent:
+        log.write("note: %d synsets of %s have no images in the source (%s%s); nothing "
+                  "to unpack for them\n" % (len(absent), synsets_file,
+                                             ", ".join(absent[:3]),
+                                             ", ..." if len(absent) > 3 else ""))
+    wanted = set(wanted)
+    kept = train.like()
     for i in range(len(train)):
         if train.group_of(i) in wanted:
             kept.add(train.names[i], train.group_of(i), train.container[i],

@@ -7,6 +7,7 @@ Names were checked when the tars were indexed (no '/', no '..', no links), so no
 is written outside those directories.
 """
 
+import fnmatch
 import os
 import shutil
 
@@ -46,14 +47,35 @@ def _jobs(listing, dest_root, chunk=2000):
                          for i in idx[start:start + chunk]]
 
 
+def _check_no_strays(listing, dest_root):
+    """Refuse *.JPEG files in the target directories that the source does not hold:
+    every later conversion from the tree would take them as images."""
+    expected = {}
+    for i in range(len(listing)):
+        group = listing.group_of(i)
+        expected.setdefault(os.path.join(dest_root, group) if group else dest_root,
+                            set()).add(listing.names[i])
+    for dest, names in expected.items():
+        strays = sorted(n for n in os.listdir(dest)
+                        if fnmatch.fnmatchcase(n, sources.IMAGE_PATTERN) and n not in names)
+        if strays:
+            raise UserError("%s holds %d *.JPEG file(s) that are not in the source (%s%s); "
+                            "a conversion from this directory would take them as images. "
+                            "Remove them and rerun." % (dest, len(strays),
+                                                        ", ".join(strays[:3]),
+                                                        ", ..." if len(strays) > 3 else ""))
+
+
 def extract(train, val, raw_dir, label_file, runner):
     """Unpack both listings under raw_dir; copy the label file to synset_labels.txt
     (label_file None: no copy).  Images of a listing with groups go into
     <split>/<group>/, the others straight into <split>/."""
     total = 0
     for listing, sub in ((train, "train"), (val, "validation")):
-        for _, n in runner.run(_extract_group, _jobs(listing, os.path.join(raw_dir, sub))):
+        dest_root = os.path.join(raw_dir, sub)
+        for _, n in runner.run(_extract_group, _jobs(listing, dest_root)):
             total += n
+        _check_no_strays(listing, dest_root)
     target = os.path.join(raw_dir, "synset_labels.txt")
     if label_file is not None and not os.path.exists(target):
         shutil.copyfile(label_file, target)

@@ -113,9 +113,8 @@ def by_synset(flat, label_file):
                                           label_file)
     except ValueError as err:
         raise UserError(str(err))
-    grouped = sources.Listing(flat.split)
-    grouped.containers, grouped.root = flat.containers, flat.root
-    grouped.inner_tars, grouped.files_flat = flat.inner_tars, True
+    grouped = flat.like()
+    grouped.files_flat = True   # the files stay where they are, grouped or not
     for i, synset in zip(order, synsets):
         grouped.add(flat.names[i], synset, flat.container[i], flat.offset[i], flat.size[i])
     return grouped

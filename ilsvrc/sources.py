@@ -67,6 +67,13 @@ class Listing:
         self.offset.append(offset)
         self.size.append(size)
 
+    def like(self):
+        """An empty listing of the same split that reads from the same places."""
+        other = Listing(self.split)
+        other.containers, other.root = self.containers, self.root
+        other.inner_tars, other.files_flat = self.inner_tars, self.files_flat
+        return other
+
     def group_of(self, i):
         return self.group_names[self.group[i]]
 

@@ -83,11 +83,26 @@ def test_download_imagenet_extracts_and_reruns(tars, slim_release):
     for _ in range(2):
         r = run_cmd([EXTRACT, str(out) + "/", "-j", "0"])
         assert r.returncode == 0, r.stderr
+        assert "note: 994 synsets of" in r.stderr  # the sample has 6 of the 1000
     train = slim_release[1]["train"]
     for synset, names in train.items():
         assert sorted(os.listdir(out / "train" / synset)) == names
     assert sum(len(os.listdir(out / "validation" / s))
                for s in os.listdir(out / "validation")) == 12
+
+
+def test_download_imagenet_refuses_stray_images(tars, slim_release):
+    """Upstream's `rm -rf` meant to empty each class directory did nothing, so stale
+    images of an earlier extraction were converted too; here they stop the run."""
+    out = tars / "raw-data"
+    assert run_cmd([EXTRACT, str(out), "-j", "0"]).returncode == 0
+    synset = sorted(slim_release[1]["train"])[0]
+    (out / "train" / synset / (synset + "_stale.JPEG")).write_bytes(b"old")
+    r = run_cmd([EXTRACT, str(out), "-j", "0"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert str(out / "train" / synset) in last and synset + "_stale.JPEG" in last
+    assert "Remove them and rerun" in last
 
 
 def _flat_validation(slim_release, d):
