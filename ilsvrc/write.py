@@ -91,10 +91,11 @@ def write_shard(job):
         writer = tfrecord.open_writer(tmp)
     except Exception as err:
         raise _disk_error(tmp, err)
+    reader = sources.Reader()
     try:
         for src, offset, size, where, relpath, static in items:
             try:
-                data = sources.read_at(src, offset, size)
+                data = reader.read(src, offset, size)
             except OSError as err:
                 raise UserError("cannot read %s: %s" % (where, err.strerror or err))
             nread += len(data)
@@ -102,6 +103,7 @@ def write_shard(job):
             features = common_features(encoded, height, width, relpath.rsplit("/", 1)[-1])
             features.update(static)
             writer.write(example.encode(features))
+        reader.close()
         writer.close()
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -110,9 +112,11 @@ def write_shard(job):
             os.close(fd)
         os.replace(tmp, path)
     except UserError:
+        reader.close()
         _discard(tmp)
         raise
     except Exception as err:  # OSError, or TensorFlow's errors for a failed write
+        reader.close()
         _discard(tmp)
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
