@@ -2,6 +2,9 @@
 
 A shard is written to `.<name>.partial` in its directory, flushed to disk and renamed
 to its final name only when complete, so a final name always means a finished shard.
+Workers write and close the partial file; the flush to disk (fsync) and the rename
+happen in a thread of the main process (`Finisher`), so that waiting for the disk
+overlaps the workers' next shards instead of stalling them.
 A small state file per split records a fingerprint of the plan; a rerun with the same
 plan skips the shards that are already there (resume after a kill), a rerun with a
 different plan rewrites them all.  Record bytes depend only on the shard's items, so
@@ -10,7 +13,9 @@ output is identical for any number of workers.
 
 import hashlib
 import os
+import queue
 import sys
+import threading
 import time
 
 from ilsvrc import example, image, sources, tfrecord
@@ -82,9 +87,23 @@ def _disk_error(path, err):
     return UserError("cannot write %s: %s" % (path, getattr(err, "strerror", None) or err))
 
 
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_shard(job):
-    """Worker: write one shard.  Returns (records, bytes read, bytes written)."""
-    path, items, check = job
+    """Worker: write one shard.  Returns (records, bytes read, bytes written).
+
+    job = (path, items, check[, finish]).  With finish true (the default) the shard
+    is flushed to disk and renamed to `path` here; with finish false it is left
+    complete and closed as `.NAME.partial` for a `Finisher` to flush and rename.
+    """
+    path, items, check = job[:3]
+    finish = job[3] if len(job) > 3 else True
     tmp = _partial(path)
     nread = 0
     try:
@@ -105,12 +124,9 @@ def write_shard(job):
             writer.write(example.encode(features))
         reader.close()
         writer.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        if finish:
+            _fsync_file(tmp)
+            os.replace(tmp, path)
     except UserError:
         reader.close()
         _discard(tmp)
@@ -121,7 +137,51 @@ def write_shard(job):
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return len(items), nread, os.path.getsize(path)
+    return len(items), nread, os.path.getsize(path if finish else tmp)
+
+
+class Finisher:
+    """Flushes finished partial shards to disk and renames them, in a thread.
+
+    `add(path)` queues the complete `.NAME.partial` of shard `path`; `close()` waits
+    for the queue and raises the first error (a full disk shows up here: delayed
+    allocation can fail at fsync).  After an error, queued partial files are removed,
+    not renamed.  A kill leaves only partial files, which the next run removes.
+    """
+
+    def __init__(self):
+        self._queue = queue.Queue()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, name="shard-finisher",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            path = self._queue.get()
+            if path is None:
+                return
+            tmp = _partial(path)
+            if self.error is not None:
+                _discard(tmp)
+                continue
+            try:
+                _fsync_file(tmp)
+                os.replace(tmp, path)
+            except OSError as err:
+                _discard(tmp)
+                self.error = _disk_error(path, err)
+
+    def add(self, path):
+        if self.error is not None:
+            raise self.error
+        self._queue.put(path)
+
+    def close(self, check=True):
+        self._queue.put(None)
+        self._thread.join()
+        if check and self.error is not None:
+            raise self.error
 
 
 def _discard(path):
@@ -222,11 +282,18 @@ def write_splits(splits, runner, check="header", label="writing"):
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, skipped, len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check, False) for split, k in todo)
     written = 0
-    for _, (records, nread, nwritten) in runner.run(write_shard, jobs):
-        written += nwritten
-        progress.update(records, nread)
+    finisher = Finisher()
+    try:
+        for job, (records, nread, nwritten) in runner.run(write_shard, jobs):
+            finisher.add(job[0])
+            written += nwritten
+            progress.update(records, nread)
+    except BaseException:
+        finisher.close(check=False)   # shards finished so far are kept
+        raise
+    finisher.close()
     progress.update(0, 0, force=True)
     return {"shards": len(todo), "images": total, "bytes_written": written,
             "seconds": time.monotonic() - progress.start}

@@ -141,3 +141,25 @@ def test_main_process_never_imports_tensorflow(release, tmp_path):
     r = run_cmd([sys.executable, "-c", code])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "NO-TF-IN-MAIN"
+
+
+def test_finisher_renames_after_flush_and_reports_errors(tmp_path):
+    done = [str(tmp_path / ("s-%d" % k)) for k in range(3)]
+    for path in done:
+        with open(write._partial(path), "wb") as f:
+            f.write(b"records")
+    fin = write.Finisher()
+    for path in done:
+        fin.add(path)
+    fin.close()
+    assert sorted(os.listdir(tmp_path)) == ["s-0", "s-1", "s-2"]
+    # a partial that vanished (or a failed fsync) is an error naming the shard; the
+    # shards queued after it are discarded, not renamed
+    fin = write.Finisher()
+    later = str(tmp_path / "t-1")
+    open(write._partial(later), "wb").close()
+    fin.add(str(tmp_path / "t-0"))
+    fin.add(later)
+    with pytest.raises(write.UserError, match="t-0"):
+        fin.close()
+    assert not os.path.exists(later) and not os.path.exists(write._partial(later))
