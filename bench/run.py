@@ -261,6 +261,7 @@ def main(argv=None):
             [PY, os.path.join(BENCH, "index_scale.py")], capture_output=True, text=True,
             check=True).stdout)
         results["crc"] = crc_speed()
+        results["tar_index"] = tar_index_speed(release)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     report(results, workers)
@@ -291,6 +292,22 @@ def memory_scaling(workers):
         out.append(res)
         shutil.rmtree(o, ignore_errors=True)
     return out
+
+
+def tar_index_speed(release):
+    """Seconds per member to index the sample's training tar in one process."""
+    code = r"""
+import json, sys, time
+sys.path.insert(0, %r)
+from ilsvrc import pool, sources
+with pool.Pool(0) as runner:
+    t = time.perf_counter()
+    listing = sources.index_train_tar(%r, runner)
+    el = time.perf_counter() - t
+print(json.dumps({"members": len(listing), "seconds": el}))
+""" % (REPO, os.path.join(release, "ILSVRC2012_img_train.tar"))
+    return json.loads(subprocess.run([PY, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout.strip().splitlines()[-1])
 
 
 def crc_speed():
@@ -353,6 +370,28 @@ def report(res, workers):
         c = res["crc"]
         print("CRC32C: pure Python %.1f MB/s; TensorFlow's record writer %.0f MB/s"
               % (c["python_crc_MBps"], c["tf_writer_MBps"]))
+        ti = res["tar_index"]
+        per = ti["seconds"] / ti["members"]
+        print("tar index: %d members in %.2f s on one core = %.1f us/member (1.28 M "
+              "members: %.0f s on one core)" % (ti["members"], ti["seconds"], per * 1e6,
+                                                 per * ix["members"]))
+        w = workers[-1]
+        for check in ("header", "decode"):
+            runs = [r for r in res["runs"] if r["check"] == check and r["workers"] == w]
+            if not runs:
+                continue
+            ours = runs[0]["ours"]
+            write_rate = images / statistics.median([x["write_s"] for x in ours])
+            verify_rate = images / statistics.median([x["verify_s"] for x in ours])
+            full = ix["members"] + 50000
+            total = (per * ix["members"] / w + ix["plan_s"] + ix["fingerprint_s"]
+                     + full / write_rate + full / verify_rate)
+            print("projected full ILSVRC2012 (%d images), check=%s, %d workers: index "
+                  "%.0f s + plan %.0f s + write %.0f s + verify %.0f s = %.1f min = "
+                  "%.0f images/s end to end" % (
+                      full, check, w, per * ix["members"] / w,
+                      ix["plan_s"] + ix["fingerprint_s"], full / write_rate,
+                      full / verify_rate, total / 60, full / total))
 
 
 if __name__ == "__main__":
