@@ -120,6 +120,8 @@ class Sampler(threading.Thread):
 
 def run_tree(cmd, watch_dirs=(), env=None):
     """Run cmd; return dict(wall, rc, lines [(t, line)], peak_rss, peak_pss, first_file)."""
+    with open("/proc/loadavg") as f:
+        load = float(f.read().split()[0])    # other work on the machine, for the record
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
@@ -136,7 +138,7 @@ def run_tree(cmd, watch_dirs=(), env=None):
     if rc != 0:
         sys.stderr.write("".join(l + "\n" for _, l in lines))
         raise SystemExit("benchmark command failed: %s" % " ".join(cmd))
-    return {"wall": wall, "lines": lines, "peak_rss": sampler.peak_rss,
+    return {"wall": wall, "lines": lines, "load": load, "peak_rss": sampler.peak_rss,
             "peak_pss": sampler.peak_pss, "first_file": sampler.first_file,
             "procs": sampler.max_procs}
 
@@ -338,8 +340,8 @@ def report(res, workers):
     print()
     print("| check | workers | ours: wall s (best) | images/s | MB/s | write stage "
           "images/s | floor: wall s (best) | floor images/s | ours/floor | peak RSS "
-          "(PSS) MiB | first shard s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "(PSS) MiB | first shard s | load before |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in res["runs"]:
         wall, best = median_best([x["wall"] for x in r["ours"]])
         wst = statistics.median([x["write_s"] for x in r["ours"]])
@@ -347,11 +349,12 @@ def report(res, workers):
         rss = max(x["peak_rss"] for x in r["ours"]) / 2**20
         pss = max(x["peak_pss"] for x in r["ours"]) / 2**20
         first = statistics.median([x["first_file"] or 0 for x in r["ours"]])
+        load = "/".join("%.1f" % x["load"] for x in r["ours"])
         print("| %s | %d | %.2f (%.2f) | %.0f | %.0f | %.0f | %.2f (%.2f) | %.0f | %.0f%% | "
-              "%.0f (%.0f) | %.1f |" % (
+              "%.0f (%.0f) | %.1f | %s |" % (
                   r["check"], r["workers"], wall, best, images / wall,
                   tar_bytes / wall / 1e6, images / wst, fwall, fbest, images / fwall,
-                  100 * fwall / wall, rss, pss, first))
+                  100 * fwall / wall, rss, pss, first, load))
     print()
     print("startup (complete run on a 30-image sample): " + ", ".join(
         "%d worker(s) %.2f s" % (w, s) for w, s in sorted(res["startup_tiny_s"].items())))

@@ -126,13 +126,13 @@ def _fields(buf):
             raise DecodeError("unsupported wire type %d" % wire)
 
 
-def _decode_list(kind, buf):
+def _decode_list(kind, buf, copy=True):
     values = []
     for field, wire, v in _fields(buf):
         if field != 1:
             continue
         if kind == BYTES:
-            values.append(bytes(v))
+            values.append(bytes(v) if copy else v)
         elif kind == FLOAT:
             if wire == 2:
                 values.extend(struct.unpack("<%df" % (len(v) // 4), v))
@@ -149,8 +149,11 @@ def _decode_list(kind, buf):
     return values
 
 
-def decode(data):
-    """Parse Example bytes into {key: (kind, values)}; raises DecodeError."""
+def decode(data, copy=True):
+    """Parse Example bytes into {key: (kind, values)}; raises DecodeError.
+
+    With copy=False, bytes values are memoryviews into `data` (no copy of the image
+    bytes, for checks that only look at the other features)."""
     data = memoryview(data)
     features = {}
     for field, _, features_msg in _fields(data):
@@ -171,6 +174,6 @@ def decode(data):
             for f4, _, v in _fields(feature):
                 if f4 in _FIELD_KIND:
                     kind = _FIELD_KIND[f4]
-                    values = _decode_list(kind, v)
+                    values = _decode_list(kind, v, copy)
             features[key] = (kind, values)
     return features
