@@ -95,7 +95,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.watch, self.every = pid, watch_dirs, every
         self.peak_rss = self.peak_pss = self.max_procs = 0
-        self.first_file = None
+        self.first_file = self.first_partial = None
         self.start_time = time.monotonic()
         self.stop = threading.Event()
 
@@ -111,10 +111,15 @@ class Sampler(threading.Thread):
             if self.first_file is None:
                 for d in self.watch:
                     try:
-                        if any(not n.startswith(".") for n in os.listdir(d)):
-                            self.first_file = time.monotonic() - self.start_time
+                        names = os.listdir(d)
                     except OSError:
-                        pass
+                        continue
+                    now = time.monotonic() - self.start_time
+                    if self.first_partial is None and any(n.endswith(".partial")
+                                                          for n in names):
+                        self.first_partial = now
+                    if any(not n.startswith(".") for n in names):
+                        self.first_file = now
             self.stop.wait(self.every)
 
 
@@ -140,6 +145,7 @@ def run_tree(cmd, watch_dirs=(), env=None):
         raise SystemExit("benchmark command failed: %s" % " ".join(cmd))
     return {"wall": wall, "lines": lines, "load": load, "peak_rss": sampler.peak_rss,
             "peak_pss": sampler.peak_pss, "first_file": sampler.first_file,
+            "first_partial": sampler.first_partial,
             "procs": sampler.max_procs}
 
 
@@ -203,9 +209,15 @@ def main(argv=None):
                    "one repeat, no scaling runs")
     p.add_argument("--no-scale", action="store_true", help="skip memory scaling, "
                    "index and CRC measurements")
+    p.add_argument("--report", action="store_true", help="print the tables of the last "
+                   "run (bench/out/results.json) again")
     a = p.parse_args(argv)
     cores = pool.default_workers()
     workers = [int(w) for w in a.workers.split(",")] if a.workers else sorted({1, cores})
+    if a.report:
+        with open(os.path.join(OUT, "results.json")) as f:
+            res = json.load(f)
+        return report(res, sorted({r["workers"] for r in res["runs"]}))
     os.makedirs(OUT, exist_ok=True)
     env_note = {"cores": cores, "python": sys.version.split()[0]}
     if a.quick:
@@ -357,7 +369,8 @@ def report(res, workers):
                   100 * fwall / wall, rss, pss, first, load))
     print()
     print("startup (complete run on a 30-image sample): " + ", ".join(
-        "%d worker(s) %.2f s" % (w, s) for w, s in sorted(res["startup_tiny_s"].items())))
+        "%d worker(s) %.2f s" % (int(w), s)
+        for w, s in sorted(res["startup_tiny_s"].items())))
     if "scale" in res:
         print("memory vs images (small JPEGs, %d workers): " % workers[-1] + "; ".join(
             "%d images: peak RSS %.0f MiB (PSS %.0f MiB), %.1f s" % (
@@ -384,16 +397,23 @@ def report(res, workers):
             if not runs:
                 continue
             ours = runs[0]["ours"]
-            write_rate = images / statistics.median([x["write_s"] for x in ours])
+            # steady rate: images over the write stage from the moment the first
+            # shard is being written (the workers' TensorFlow import comes before)
+            first = [x.get("first_partial") or x["first_file"] for x in ours]
+            steady = statistics.median([
+                images / (x["index_plan_end"] + x["write_s"] - f)
+                for x, f in zip(ours, first)])
+            startup = statistics.median([f - x["index_plan_end"]
+                                         for x, f in zip(ours, first)])
             verify_rate = images / statistics.median([x["verify_s"] for x in ours])
             full = ix["members"] + 50000
             total = (per * ix["members"] / w + ix["plan_s"] + ix["fingerprint_s"]
-                     + full / write_rate + full / verify_rate)
+                     + startup + full / steady + full / verify_rate)
             print("projected full ILSVRC2012 (%d images), check=%s, %d workers: index "
-                  "%.0f s + plan %.0f s + write %.0f s + verify %.0f s = %.1f min = "
-                  "%.0f images/s end to end" % (
+                  "%.0f s + plan %.0f s + worker start %.1f s + write %.0f s (%.0f "
+                  "images/s) + verify %.0f s = %.1f min = %.0f images/s end to end" % (
                       full, check, w, per * ix["members"] / w,
-                      ix["plan_s"] + ix["fingerprint_s"], full / write_rate,
+                      ix["plan_s"] + ix["fingerprint_s"], startup, full / steady, steady,
                       full / verify_rate, total / 60, full / total))
 
 
