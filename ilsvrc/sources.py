@@ -113,7 +113,7 @@ class Reader:
             os.close(fd)
 
     def read(self, path, offset, size):
-        if size < 0 or not isinstance(path, str):   # whole files, other containers
+        if size < 0 or type(path) is not str:   # whole files, other containers
             return read_at(path, offset, size)
         fd = self._fds.get(path)
         if fd is None:

@@ -3,19 +3,18 @@
 A shard is written to `.<name>.partial` in its directory, flushed to disk and renamed
 to its final name only when complete, so a final name always means a finished shard.
 Workers write and close the partial file; the flush to disk (fsync) and the rename
-happen in a thread of the main process (`Finisher`), so that waiting for the disk
-overlaps the workers' next shards instead of stalling them.
+happen on an I/O thread of the main process (`Finisher`), so that waiting for the
+disk overlaps the workers' next shards instead of stalling them.
 A small state file per split records a fingerprint of the plan; a rerun with the same
 plan skips the shards that are already there (resume after a kill), a rerun with a
 different plan rewrites them all.  Record bytes depend only on the shard's items, so
 output is identical for any number of workers.
 """
 
+import concurrent.futures as cf
 import hashlib
 import os
-import queue
 import sys
-import threading
 import time
 
 from ilsvrc import example, image, sources, tfrecord
@@ -141,7 +140,9 @@ def write_shard(job):
 
 
 class Finisher:
-    """Flushes finished partial shards to disk and renames them, in a thread.
+    """Flushes finished partial shards to disk and renames them, off the workers'
+    path: one I/O thread of the main process (an executor with one worker), so
+    shards become final in the order they finished.
 
     `add(path)` queues the complete `.NAME.partial` of shard `path`; `close()` waits
     for the queue and raises the first error (a full disk shows up here: delayed
@@ -150,36 +151,28 @@ class Finisher:
     """
 
     def __init__(self):
-        self._queue = queue.Queue()
         self.error = None
-        self._thread = threading.Thread(target=self._run, name="shard-finisher",
-                                        daemon=True)
-        self._thread.start()
+        self._io = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="finisher")
 
-    def _run(self):
-        while True:
-            path = self._queue.get()
-            if path is None:
-                return
-            tmp = _partial(path)
-            if self.error is not None:
-                _discard(tmp)
-                continue
-            try:
-                _fsync_file(tmp)
-                os.replace(tmp, path)
-            except OSError as err:
-                _discard(tmp)
-                self.error = _disk_error(path, err)
+    def _finish(self, path):
+        tmp = _partial(path)
+        if self.error is not None:
+            _discard(tmp)
+            return
+        try:
+            _fsync_file(tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            _discard(tmp)
+            self.error = _disk_error(path, err)
 
     def add(self, path):
         if self.error is not None:
             raise self.error
-        self._queue.put(path)
+        self._io.submit(self._finish, path)
 
     def close(self, check=True):
-        self._queue.put(None)
-        self._thread.join()
+        self._io.shutdown(wait=True)
         if check and self.error is not None:
             raise self.error
 
