@@ -11,11 +11,11 @@ different plan rewrites them all.  Record bytes depend only on the shard's items
 output is identical for any number of workers.
 """
 
-import concurrent.futures as cf
 import hashlib
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import example, image, sources, tfrecord
 from ilsvrc.errors import UserError
@@ -152,7 +152,7 @@ class Finisher:
 
     def __init__(self):
         self.error = None
-        self._io = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="finisher")
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finisher")
 
     def _finish(self, path):
         tmp = _partial(path)
