@@ -40,15 +40,44 @@ def _value_list(kind, values):
     return _len_field(1, b"".join(_varint(int(v)) for v in values))
 
 
+# Tags of the length-delimited fields on the path Example.features (1) ->
+# Features.feature map entry (1) -> key (1) / value (2) -> Feature.<kind>_list.
+_TAG1, _TAG2 = _varint((1 << 3) | 2), _varint((2 << 3) | 2)
+_KIND_TAG = {kind: _varint((field << 3) | 2) for kind, field in _KIND_FIELD.items()}
+
+
 def encode(features):
-    """Serialize {key: (kind, values)} as an Example, entries sorted by key."""
-    entries = []
+    """Serialize {key: (kind, values)} as an Example, entries sorted by key.
+
+    Large values (the image bytes) are copied once, into the final join: every
+    enclosing header is built from lengths alone.
+    """
+    pieces = []
+    total = 0
     for key in sorted(features):
         kind, values = features[key]
-        feature = _len_field(_KIND_FIELD[kind], _value_list(kind, values))
-        entry = _len_field(1, key.encode("utf-8")) + _len_field(2, feature)
-        entries.append(_len_field(1, entry))
-    return _len_field(1, b"".join(entries))
+        if kind == BYTES:
+            # Feature.bytes_list (1) -> BytesList.value (1), one field per value.
+            items = []
+            size = 0
+            for v in values:
+                head = _TAG1 + _varint(len(v))
+                items.append(head)
+                items.append(v)
+                size += len(head) + len(v)
+        else:
+            body = _value_list(kind, values)
+            items, size = [body], len(body)
+        feature_head = _KIND_TAG[kind] + _varint(size)
+        feature_len = len(feature_head) + size
+        key_field = _len_field(1, key.encode("utf-8"))
+        value_head = _TAG2 + _varint(feature_len)
+        entry_len = len(key_field) + len(value_head) + feature_len
+        head = _TAG1 + _varint(entry_len) + key_field + value_head + feature_head
+        pieces.append(head)
+        pieces.extend(items)
+        total += len(head) + size
+    return b"".join([_TAG1, _varint(total)] + pieces)
 
 
 # --------------------------------------------------------------------------- reading
@@ -97,13 +126,13 @@ def _fields(buf):
             raise DecodeError("unsupported wire type %d" % wire)
 
 
-def _decode_list(kind, buf):
+def _decode_list(kind, buf, copy=True):
     values = []
     for field, wire, v in _fields(buf):
         if field != 1:
             continue
         if kind == BYTES:
-            values.append(bytes(v))
+            values.append(bytes(v) if copy else v)
         elif kind == FLOAT:
             if wire == 2:
                 values.extend(struct.unpack("<%df" % (len(v) // 4), v))
@@ -120,8 +149,11 @@ def _decode_list(kind, buf):
     return values
 
 
-def decode(data):
-    """Parse Example bytes into {key: (kind, values)}; raises DecodeError."""
+def decode(data, copy=True):
+    """Parse Example bytes into {key: (kind, values)}; raises DecodeError.
+
+    With copy=False, bytes values are memoryviews into `data` (no copy of the image
+    bytes, for checks that only look at the other features)."""
     data = memoryview(data)
     features = {}
     for field, _, features_msg in _fields(data):
@@ -142,6 +174,6 @@ def decode(data):
             for f4, _, v in _fields(feature):
                 if f4 in _FIELD_KIND:
                     kind = _FIELD_KIND[f4]
-                    values = _decode_list(kind, v)
+                    values = _decode_list(kind, v, copy)
             features[key] = (kind, values)
     return features

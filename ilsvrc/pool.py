@@ -54,16 +54,18 @@ class Pool:
         return self._executor
 
     def close(self, abort=False):
+        """Stop the workers.  They are terminated rather than asked to exit: all
+        results are in when a run ends (workers keep no state and nothing unwritten),
+        and a worker that has imported TensorFlow takes about a second to exit."""
         ex, self._executor = self._executor, None
         if ex is None:
             return
-        if abort:
-            for proc in list((getattr(ex, "_processes", None) or {}).values()):
-                try:
-                    proc.terminate()
-                except Exception:
-                    pass
-        ex.shutdown(wait=True, cancel_futures=abort)
+        for proc in list((getattr(ex, "_processes", None) or {}).values()):
+            try:
+                proc.terminate()
+            except Exception:
+                pass
+        ex.shutdown(wait=True, cancel_futures=True)
 
     def run(self, fn, jobs):
         if self.workers <= 0:

@@ -59,7 +59,7 @@ def verify_shard(job):
         for payload in _records(path):
             where = "%s record %d" % (path, n)
             try:
-                feats = example.decode(payload)
+                feats = example.decode(payload, copy=False)
             except example.DecodeError as err:
                 raise VerifyError("%s: not an Example (%s)" % (where, err))
             problems = check_record(feats, schema, label_range)
@@ -67,7 +67,8 @@ def verify_shard(job):
                 if n >= len(expected):
                     problems.append("more records than the %d planned" % len(expected))
                 else:
-                    got = (feats["image/filename"][1][0].decode("utf-8", "replace"),
+                    name = bytes(feats["image/filename"][1][0])
+                    got = (name.decode("utf-8", "replace"),
                            feats["image/class/label"][1][0])
                     if got != tuple(expected[n]):
                         problems.append("holds %s label %d, planned %s label %d"

@@ -2,6 +2,9 @@
 
 A shard is written to `.<name>.partial` in its directory, flushed to disk and renamed
 to its final name only when complete, so a final name always means a finished shard.
+Workers write and close the partial file; the flush to disk (fsync) and the rename
+happen on an I/O thread of the main process (`Finisher`), so that waiting for the
+disk overlaps the workers' next shards instead of stalling them.
 A small state file per split records a fingerprint of the plan; a rerun with the same
 plan skips the shards that are already there (resume after a kill), a rerun with a
 different plan rewrites them all.  Record bytes depend only on the shard's items, so
@@ -13,6 +16,7 @@ import hashlib
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import example, image, sources, tfrecord
 from ilsvrc.errors import UserError
@@ -93,19 +97,34 @@ def _disk_error(path, err):
                      "shards are kept." % (what, path, fix))
 
 
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_shard(job):
-    """Worker: write one shard.  Returns (records, bytes read, bytes written)."""
-    path, items, check = job
+    """Worker: write one shard.  Returns (records, bytes read, bytes written).
+
+    job = (path, items, check[, finish]).  With finish true (the default) the shard
+    is flushed to disk and renamed to `path` here; with finish false it is left
+    complete and closed as `.NAME.partial` for a `Finisher` to flush and rename.
+    """
+    path, items, check = job[:3]
+    finish = job[3] if len(job) > 3 else True
     tmp = _partial(path)
     nread = 0
     try:
         writer = tfrecord.open_writer(tmp)
     except Exception as err:
         raise _disk_error(tmp, err)
+    reader = sources.Reader()
     try:
         for src, offset, size, where, relpath, static in items:
             try:
-                data = sources.read_at(src, offset, size)
+                data = reader.read(src, offset, size)
             except OSError as err:
                 raise UserError("cannot read %s: %s" % (where, err.strerror or err))
             nread += len(data)
@@ -113,22 +132,60 @@ def write_shard(job):
             features = common_features(encoded, height, width, relpath.rsplit("/", 1)[-1])
             features.update(static)
             writer.write(example.encode(features))
+        reader.close()
         writer.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        if finish:
+            _fsync_file(tmp)
+            os.replace(tmp, path)
     except UserError:
+        reader.close()
         _discard(tmp)
         raise
     except Exception as err:  # OSError, or TensorFlow's errors for a failed write
+        reader.close()
         _discard(tmp)
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return len(items), nread, os.path.getsize(path)
+    return len(items), nread, os.path.getsize(path if finish else tmp)
+
+
+class Finisher:
+    """Flushes finished partial shards to disk and renames them, off the workers'
+    path: one I/O thread of the main process (an executor with one worker), so
+    shards become final in the order they finished.
+
+    `add(path)` queues the complete `.NAME.partial` of shard `path`; `close()` waits
+    for the queue and raises the first error (a full disk shows up here: delayed
+    allocation can fail at fsync).  After an error, queued partial files are removed,
+    not renamed.  A kill leaves only partial files, which the next run removes.
+    """
+
+    def __init__(self):
+        self.error = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finisher")
+
+    def _finish(self, path):
+        tmp = _partial(path)
+        if self.error is not None:
+            _discard(tmp)
+            return
+        try:
+            _fsync_file(tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            _discard(tmp)
+            self.error = _disk_error(path, err)
+
+    def add(self, path):
+        if self.error is not None:
+            raise self.error
+        self._io.submit(self._finish, path)
+
+    def close(self, check=True):
+        self._io.shutdown(wait=True)
+        if check and self.error is not None:
+            raise self.error
 
 
 def _discard(path):
@@ -229,11 +286,18 @@ def write_splits(splits, runner, check="header", label="writing"):
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, skipped, len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check, False) for split, k in todo)
     written = 0
-    for _, (records, nread, nwritten) in runner.run(write_shard, jobs):
-        written += nwritten
-        progress.update(records, nread)
+    finisher = Finisher()
+    try:
+        for job, (records, nread, nwritten) in runner.run(write_shard, jobs):
+            finisher.add(job[0])
+            written += nwritten
+            progress.update(records, nread)
+    except BaseException:
+        finisher.close(check=False)   # shards finished so far are kept
+        raise
+    finisher.close()
     progress.update(0, 0, force=True)
     return {"shards": len(todo), "images": total, "bytes_written": written,
             "seconds": time.monotonic() - progress.start}

@@ -1,0 +1,83 @@
+"""The I/O floor: read every image of the tars once and write the same bytes.
+
+    python bench/floor.py RELEASE_DIR OUT_DIR WORKERS SHARD_BYTES [--no-fsync]
+
+Indexes the two tars with ilsvrc.sources (the same index the converter uses), cuts
+the images into the same number of shards as the official format (1024 + 128, the
+same ranges), and has WORKERS processes (no TensorFlow) copy each shard's members
+with os.pread into `.NAME.partial`, padded or cut to the byte count the converter
+wrote for that shard (SHARD_BYTES: a JSON file {relative path: bytes}), fsync it and
+rename it: the converter's I/O pattern without any of its work.  Prints JSON.
+"""
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ilsvrc import plan, pool, sources  # noqa: E402
+
+
+def _copy(job):
+    path, src, members, nbytes, do_fsync = job
+    d, name = os.path.split(path)
+    tmp = os.path.join(d, "." + name + ".partial")
+    written = 0
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        with open(tmp, "wb") as out:
+            for offset, size in members:
+                data = os.pread(fd, size, offset)
+                take = min(len(data), nbytes - written)
+                out.write(data[:take] if take < len(data) else data)
+                written += take
+            if written < nbytes:
+                out.write(bytes(nbytes - written))
+            out.flush()
+            if do_fsync:
+                os.fsync(out.fileno())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return len(members)
+
+
+def main(argv):
+    release, out, workers, shard_bytes = argv[:4]
+    do_fsync = "--no-fsync" not in argv
+    workers = int(workers)
+    with open(shard_bytes) as f:
+        sizes = json.load(f)
+    start = time.monotonic()
+    with pool.Pool(0) as runner:
+        train = sources.index_train_tar(os.path.join(release, sources.TRAIN_TAR), runner)
+    val = sources.index_flat_tar(os.path.join(release, sources.VAL_TAR))
+    indexed = time.monotonic()
+    jobs = []
+    for listing, prefix, shards in ((train, "train", 1024), (val, "validation", 128)):
+        d = os.path.join(out, prefix)
+        os.makedirs(d, exist_ok=True)
+        src = listing.containers[0]
+        for k, (a, b) in enumerate(plan.ceil_shards(len(listing), shards)):
+            rel = "%s/%s-%05d-of-%05d" % (prefix, prefix, k, shards)
+            members = [(listing.offset[i], listing.size[i]) for i in range(a, b)]
+            jobs.append((os.path.join(out, rel), src, members, sizes[rel], do_fsync))
+    images = len(train) + len(val)
+    if workers == 0:
+        for job in jobs:
+            _copy(job)
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as p:
+            for _ in p.imap_unordered(_copy, jobs):
+                pass
+    end = time.monotonic()
+    print(json.dumps({"images": images, "index_s": indexed - start,
+                      "copy_s": end - indexed, "total_s": end - start,
+                      "bytes_written": sum(sizes.values())}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,83 @@
+"""Index and plan cost at full ImageNet scale, without any image bytes.
+
+    python bench/index_scale.py [MEMBERS]     (default 1,281,167)
+
+Builds a synthetic training Listing of MEMBERS tar members in 1000 classes (real
+synset names, real-looking member names), a 50,000-image validation Listing, plans
+the official format's splits and computes their fingerprints and every shard's item
+list, as the main process of a conversion does.  Prints JSON: seconds per step and
+the memory each step adds to the process (resident set, bytes per member), plus the
+process's peak RSS.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ilsvrc import data, official, sources  # noqa: E402
+
+N_TRAIN = 1281167
+N_VAL = 50000
+
+
+def synthetic(n_train, n_val):
+    synsets = data.read_lines(data.SYNSETS_FILE)
+    train = sources.Listing("train")
+    train.containers, train.inner_tars = ["/data/" + sources.TRAIN_TAR], True
+    offset = 10240
+    for i in range(n_train):
+        synset = synsets[i * len(synsets) // n_train]
+        train.add("%s_%d.JPEG" % (synset, i % 1300 + 1), synset, 0, offset, 110000)
+        offset += 110592
+    val = sources.Listing("validation")
+    val.containers = ["/data/" + sources.VAL_TAR]
+    for k in range(1, n_val + 1):
+        val.add("ILSVRC2012_val_%08d.JPEG" % k, "", 0, k * 131072, 130000)
+    return train, val, synsets
+
+
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main(argv):
+    n = int(argv[0]) if argv else N_TRAIN
+    out = {"members": n}
+    base = rss()
+    t = time.monotonic()
+    train, val, synsets = synthetic(n, N_VAL)
+    out["listing_s"] = time.monotonic() - t
+    listing_bytes = rss() - base
+    out["listing_bytes_per_member"] = listing_bytes / (n + N_VAL)
+    labels = [synsets[(k * 7) % len(synsets)] for k in range(N_VAL)]
+    t = time.monotonic()
+    splits, _ = official.make_splits(train, val, labels, "labels", "/nonexistent/out")
+    out["plan_s"] = time.monotonic() - t
+    plan_bytes = rss() - base - listing_bytes
+    out["plan_bytes_per_member"] = plan_bytes / (n + N_VAL)
+    t = time.monotonic()
+    for split in splits:
+        split.fingerprint("header")
+    out["fingerprint_s"] = time.monotonic() - t
+    t = time.monotonic()
+    largest = 0
+    for split in splits:
+        for k in range(split.num_shards):
+            largest = max(largest, len(split.shard_items(k)))
+    out["shard_items_s"] = time.monotonic() - t
+    out["largest_shard_items"] = largest
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["base_rss_bytes"] = base
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

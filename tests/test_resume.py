@@ -1,0 +1,164 @@
+"""Resume: kill -9 in the middle, rerun, same bytes as an uninterrupted run."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, run_cmd
+from ilsvrc import official, pool, sample, write
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("resume-release"))
+    sample.generate(d, classes=8, per_class=40, val=40, seed=4)
+    return d
+
+
+def _shards(out):
+    found = {}
+    for sub in ("train", "validation"):
+        for name in sorted(os.listdir(os.path.join(out, sub))):
+            if not name.startswith("."):
+                with open(os.path.join(out, sub, name), "rb") as f:
+                    found[sub + "/" + name] = f.read()
+    return found
+
+
+def _hidden(out):
+    return sorted(n for sub in ("train", "validation")
+                  for n in os.listdir(os.path.join(out, sub)) if n.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def clean_run(release, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("clean") / "out")
+    with pool.Pool(0) as runner:
+        official.convert(release, out, runner, do_verify=False)
+    return _shards(out)
+
+
+def _cmd(release, out):
+    return [sys.executable, "-m", "ilsvrc.cli_build", release, "-o", out, "-j", "1"]
+
+
+def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
+    out = str(tmp_path / "out")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen(_cmd(release, out), cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    train = os.path.join(out, "train")
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            try:
+                done = [n for n in os.listdir(train) if not n.startswith(".")]
+            except FileNotFoundError:
+                done = []
+            if len(done) >= 20:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.005)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed = _shards(out)
+    assert 20 <= len(killed) < len(clean_run)
+    for name, data in killed.items():         # finished shards are already final
+        assert data == clean_run[name]
+    # a leftover partial file of a shard that was being written
+    stale = os.path.join(out, "validation", ".validation-00127-of-00128.partial")
+    with open(stale, "wb") as f:
+        f.write(b"half a shard")
+
+    r = run_cmd(_cmd(release, out))
+    assert r.returncode == 0, r.stderr
+    assert "%d shards already complete" % len(killed) in r.stderr
+    assert _shards(out) == clean_run
+    assert [n for n in _hidden(out) if n.endswith(".partial")] == []
+
+
+def test_same_plan_skips_everything_changed_plan_rewrites(release, clean_run, tmp_path):
+    out = str(tmp_path / "out")
+    labels = os.path.join(release, official.LABEL_FILE_NAME)
+    with open(labels) as f:
+        lines = f.read().split()
+
+    def label_file(name, synsets):
+        path = str(tmp_path / name)
+        with open(path, "w") as f:
+            f.write("".join(s + "\n" for s in synsets))
+        return path
+
+    with pool.Pool(0) as runner:
+        official.convert(release, out, runner, do_verify=False)
+        stats = _convert_stats(release, out, runner)
+        assert stats["shards"] == 0 and stats["images"] == 0
+        assert _shards(out) == clean_run
+        # other validation labels, same label numbers: only validation is replanned
+        stale = os.path.join(out, "validation", ".validation-00003-of-00128.partial")
+        open(stale, "wb").close()
+        stats = _convert_stats(release, out, runner,
+                               label_file("rotated.txt", lines[1:] + lines[:1]))
+        assert stats["shards"] == official.VAL_SHARDS
+        assert not os.path.exists(stale)
+        rotated = _shards(out)
+        assert {n: d for n, d in rotated.items() if n.startswith("train/")} == \
+            {n: d for n, d in clean_run.items() if n.startswith("train/")}
+        assert rotated != clean_run
+        # a new synset that sorts first shifts every label: everything is rewritten
+        stale = os.path.join(out, "train", ".train-00003-of-01024.partial")
+        open(stale, "wb").close()
+        stats = _convert_stats(release, out, runner,
+                               label_file("shifted.txt", ["n00000001"] + lines[1:]))
+        assert stats["shards"] == official.TRAIN_SHARDS + official.VAL_SHARDS
+        assert not os.path.exists(stale)
+        shifted = _shards(out)
+        assert all(shifted[n] != clean_run[n] for n in clean_run if clean_run[n])
+
+
+def _convert_stats(release, out, runner, label_file=None):
+    """Write totals of a conversion (no verify): shards and images written."""
+    _, stats = official.convert(release, out, runner, do_verify=False,
+                                label_file=label_file, log=io.StringIO())
+    return stats
+
+
+def test_main_process_never_imports_tensorflow(release, tmp_path):
+    code = ("import sys\n"
+            "from ilsvrc import cli_build\n"
+            "rc = cli_build.main([%r, '-o', %r, '-j', '1'])\n"
+            "assert rc == 0, rc\n"
+            "print('TF-IN-MAIN' if 'tensorflow' in sys.modules else 'NO-TF-IN-MAIN')\n"
+            % (release, str(tmp_path / "out")))
+    r = run_cmd([sys.executable, "-c", code])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "NO-TF-IN-MAIN"
+
+
+def test_finisher_renames_after_flush_and_reports_errors(tmp_path):
+    done = [str(tmp_path / ("s-%d" % k)) for k in range(3)]
+    for path in done:
+        with open(write._partial(path), "wb") as f:
+            f.write(b"records")
+    fin = write.Finisher()
+    for path in done:
+        fin.add(path)
+    fin.close()
+    assert sorted(os.listdir(tmp_path)) == ["s-0", "s-1", "s-2"]
+    # a partial that vanished (or a failed fsync) is an error naming the shard; the
+    # shards queued after it are discarded, not renamed
+    fin = write.Finisher()
+    later = str(tmp_path / "t-1")
+    open(write._partial(later), "wb").close()
+    with pytest.raises(write.UserError, match="t-0"):
+        fin.add(str(tmp_path / "t-0"))
+        fin.add(later)            # raises at once if the error is already known
+        fin.close()
+    fin.close(check=False)
+    assert not os.path.exists(later)
