@@ -17,7 +17,7 @@ import random
 import shutil
 import tarfile
 
-from ilsvrc import data, sample
+from ilsvrc import sample
 
 MTIME = 1334000000
 
