@@ -20,19 +20,21 @@ def _extract_group(job):
     dest, members = job
     os.makedirs(dest, exist_ok=True)
     done = 0
-    for name, path, offset, size in members:
-        target = os.path.join(dest, name)
-        try:
-            if os.path.isfile(target) and os.path.getsize(target) == size:
-                continue
-            tmp = os.path.join(dest, "." + name + ".partial")
-            with open(tmp, "wb") as f:
-                f.write(sources.read_at(path, offset, size))
-            os.replace(tmp, target)
-            done += 1
-        except OSError as err:
-            raise UserError("cannot write %s: %s. Free space or fix permissions, then "
-                            "rerun the same command." % (target, err.strerror or err))
+    with sources.Reader() as reader:   # each tar opened once per job, not per image
+        for name, path, offset, size in members:
+            target = os.path.join(dest, name)
+            try:
+                if os.path.isfile(target) and os.path.getsize(target) == size:
+                    continue
+                tmp = os.path.join(dest, "." + name + ".partial")
+                with open(tmp, "wb") as f:
+                    f.write(reader.read(path, offset, size))
+                os.replace(tmp, target)
+                done += 1
+            except OSError as err:
+                raise UserError("cannot write %s: %s. Free space or fix permissions, "
+                                "then rerun the same command." % (target,
+                                                                  err.strerror or err))
     return done
 
 

@@ -108,12 +108,10 @@ def _fsync_file(path):
 def write_shard(job):
     """Worker: write one shard.  Returns (records, bytes read, bytes written).
 
-    job = (path, items, check[, finish]).  With finish true (the default) the shard
-    is flushed to disk and renamed to `path` here; with finish false it is left
-    complete and closed as `.NAME.partial` for a `Finisher` to flush and rename.
+    job = (path, items, check).  The shard is left complete and closed as
+    `.NAME.partial`; a `Finisher` in the main process flushes and renames it.
     """
-    path, items, check = job[:3]
-    finish = job[3] if len(job) > 3 else True
+    path, items, check = job
     tmp = _partial(path)
     nread = 0
     try:
@@ -134,9 +132,6 @@ def write_shard(job):
             writer.write(example.encode(features))
         reader.close()
         writer.close()
-        if finish:
-            _fsync_file(tmp)
-            os.replace(tmp, path)
     except UserError:
         reader.close()
         _discard(tmp)
@@ -147,7 +142,7 @@ def write_shard(job):
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return len(items), nread, os.path.getsize(path if finish else tmp)
+    return len(items), nread, os.path.getsize(tmp)
 
 
 class Finisher:
@@ -286,7 +281,7 @@ def write_splits(splits, runner, check="header", label="writing"):
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, skipped, len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check, False) for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
     written = 0
     finisher = Finisher()
     try:
