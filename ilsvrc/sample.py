@@ -28,31 +28,32 @@ PNG_SAMPLE = "n02105855_2933.JPEG"
 ALWAYS = ("n01440764", "n15075141")  # first and last synsets: label 1 and 1000
 
 
+def _add_members(tar, members):
+    """Add (name, bytes) members to an open tar with fixed metadata; a name ending in
+    '/' is a directory entry."""
+    for name, payload in members:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(payload), 1334000000, 0o644
+        if name.endswith("/"):
+            info.type, info.size, info.mode = tarfile.DIRTYPE, 0, 0o755
+        tar.addfile(info, io.BytesIO(payload))
+
+
 def _tar_bytes(members):
-    """A tar (bytes) of (name, bytes) members, with fixed metadata."""
+    """A tar (bytes) of (name, bytes) members."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, payload in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(payload), 1334000000, 0o644
-            tar.addfile(info, io.BytesIO(payload))
+        _add_members(tar, members)
     return buf.getvalue()
 
 
 def _write_tar(path, members, compress=False):
-    """Stream (name, bytes) members into a tar file at `path` (gzip: mtime 0).
-
-    A name ending in '/' is a directory entry."""
+    """Stream (name, bytes) members into a tar file at `path` (gzip: mtime 0)."""
     tmp = path + ".tmp"
     with open(tmp, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw as f, \
             tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, payload in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(payload), 1334000000, 0o644
-            if name.endswith("/"):
-                info.type, info.size, info.mode = tarfile.DIRTYPE, 0, 0o755
-            tar.addfile(info, io.BytesIO(payload))
+        _add_members(tar, members)
     os.replace(tmp, path)
 
 
