@@ -2,7 +2,7 @@
 
     python bench/floor.py RELEASE_DIR OUT_DIR WORKERS SHARD_BYTES [--no-fsync]
 
-Indexes the two tars with ilsvrc.sources (the same index the converter uses), cuts
+Indexes the two tars with ilsvrc.tarindex (the same index the converter uses), cuts
 the images into the same number of shards as the official format (1024 + 128, the
 same ranges), and has WORKERS processes (no TensorFlow) copy each shard's members
 with os.pread into `.NAME.partial`, padded or cut to the byte count the converter
@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import plan, pool, sources  # noqa: E402
+from ilsvrc import plan, pool, tarindex  # noqa: E402
 
 
 def _copy(job):
@@ -53,8 +53,8 @@ def main(argv):
         sizes = json.load(f)
     start = time.monotonic()
     with pool.Pool(0) as runner:
-        train = sources.index_train_tar(os.path.join(release, sources.TRAIN_TAR), runner)
-    val = sources.index_flat_tar(os.path.join(release, sources.VAL_TAR))
+        train = tarindex.index_train_tar(os.path.join(release, tarindex.TRAIN_TAR), runner)
+    val = tarindex.index_flat_tar(os.path.join(release, tarindex.VAL_TAR))
     indexed = time.monotonic()
     jobs = []
     for listing, prefix, shards in ((train, "train", 1024), (val, "validation", 128)):

@@ -18,23 +18,24 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import data, official, sources  # noqa: E402
+from ilsvrc import official, shipped, tarindex  # noqa: E402
+from ilsvrc.listing import Listing  # noqa: E402
 
 N_TRAIN = 1281167
 N_VAL = 50000
 
 
 def synthetic(n_train, n_val):
-    synsets = data.read_lines(data.SYNSETS_FILE)
-    train = sources.Listing("train")
-    train.containers, train.inner_tars = ["/data/" + sources.TRAIN_TAR], True
+    synsets = shipped.read_lines(shipped.SYNSETS_FILE)
+    train = Listing("train")
+    train.containers, train.inner_tars = ["/data/" + tarindex.TRAIN_TAR], True
     offset = 10240
     for i in range(n_train):
         synset = synsets[i * len(synsets) // n_train]
         train.add("%s_%d.JPEG" % (synset, i % 1300 + 1), synset, 0, offset, 110000)
         offset += 110592
-    val = sources.Listing("validation")
-    val.containers = ["/data/" + sources.VAL_TAR]
+    val = Listing("validation")
+    val.containers = ["/data/" + tarindex.VAL_TAR]
     for k in range(1, n_val + 1):
         val.add("ILSVRC2012_val_%08d.JPEG" % k, "", 0, k * 131072, 130000)
     return train, val, synsets

@@ -243,7 +243,7 @@ def main(argv=None):
     tiny = os.path.join(OUT, "tiny")
     if not os.path.exists(os.path.join(tiny, "done")):
         shutil.rmtree(tiny, ignore_errors=True)
-        subprocess.run([PY, "-m", "ilsvrc.sample", tiny], cwd=REPO, check=True,
+        subprocess.run([PY, "-m", "ilsvrc.testing.sample", tiny], cwd=REPO, check=True,
                        env=dict(os.environ, PYTHONPATH=REPO), capture_output=True)
         open(os.path.join(tiny, "done"), "w").close()
     startup = {}
@@ -313,10 +313,10 @@ def tar_index_speed(release):
     code = r"""
 import json, sys, time
 sys.path.insert(0, %r)
-from ilsvrc import pool, sources
+from ilsvrc import pool, tarindex
 with pool.Pool(0) as runner:
     t = time.perf_counter()
-    listing = sources.index_train_tar(%r, runner)
+    listing = tarindex.index_train_tar(%r, runner)
     el = time.perf_counter() - t
 print(json.dumps({"members": len(listing), "seconds": el}))
 """ % (REPO, os.path.join(release, "ILSVRC2012_img_train.tar"))

@@ -5,7 +5,7 @@ encoded by TensorFlow at quality 90: about 110 KB each, like an average ILSVRC20
 training image) are encoded once and their bytes reused under many member names.
 The tars are shaped like the release (outer tar of <synset>.tar, flat validation
 tar of ILSVRC2012_val_%08d.JPEG, synset_labels.txt) and include the real special
-cases (CMYK and PNG training images, a CMYK validation image) from ilsvrc.sample.
+cases (CMYK and PNG training images, a CMYK validation image) from ilsvrc.testing.sample.
 
 A finished sample is cached: its directory holds a `done` marker with the parameters.
 """
@@ -17,7 +17,7 @@ import random
 import shutil
 import tarfile
 
-from ilsvrc import sample
+from ilsvrc.testing import sample
 
 MTIME = 1334000000
 

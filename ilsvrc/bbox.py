@@ -153,17 +153,17 @@ def _from_archive(path):
 
 def _from_zip(path):
     """Training XMLs of a Kaggle zip: members under ILSVRC/Annotations/CLS-LOC/train/."""
-    from ilsvrc import kaggle
-    marker = "/".join(kaggle.ANNOTATIONS) + "/"
+    from ilsvrc import kagglezip
+    marker = "/".join(kagglezip.ANNOTATIONS) + "/"
     found = []
-    for name, offset, csize in kaggle.zip_members(path):
+    for name, offset, csize in kagglezip.zip_members(path):
         at = name.find(marker)
         if at >= 0 and _is_annotation(name[at + len(marker):]):
             found.append((name[at + len(marker):], offset, csize))
     for rel, offset, csize in sorted(found):
         sub, base = rel.split("/")
         yield (sub, base, "%s: %s" % (path, rel),
-               lambda o=offset, c=csize: kaggle.read_member(path, o, c))
+               lambda o=offset, c=csize: kagglezip.read_member(path, o, c))
 
 
 def annotations(source):

@@ -11,7 +11,8 @@ import fnmatch
 import os
 import shutil
 
-from ilsvrc import sources
+from ilsvrc import containers
+from ilsvrc.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
 
 
@@ -20,7 +21,7 @@ def _extract_group(job):
     dest, members = job
     os.makedirs(dest, exist_ok=True)
     done = 0
-    with sources.Reader() as reader:   # each tar opened once per job, not per image
+    with containers.Reader() as reader:   # each tar opened once per job, not per image
         for name, path, offset, size in members:
             target = os.path.join(dest, name)
             try:
@@ -59,7 +60,7 @@ def _check_no_strays(listing, dest_root):
                             set()).add(listing.names[i])
     for dest, names in expected.items():
         strays = sorted(n for n in os.listdir(dest)
-                        if fnmatch.fnmatchcase(n, sources.IMAGE_PATTERN) and n not in names)
+                        if fnmatch.fnmatchcase(n, IMAGE_PATTERN) and n not in names)
         if strays:
             raise UserError("%s holds %d *.JPEG file(s) that are not in the source (%s%s); "
                             "a conversion from this directory would take them as images. "

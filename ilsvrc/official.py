@@ -1,7 +1,7 @@
 """Format (a): TFRecords for the TF official ResNet, as tensorflow/tpu imagenet_to_gcs.py
 writes them (spec §2): 1024 training + 128 validation shards, 9 features.
 
-Inputs are found under one directory by `inputs.find_source` (the release tars, the
+Inputs are found under one directory by `discover.find_source` (the release tars, the
 extracted layout, or the Kaggle copy).
 Validation labels: `<dir>/synset_labels.txt` when present, else the shipped 50,000-line
 file.
@@ -11,10 +11,10 @@ import os
 import sys
 from array import array
 
-from ilsvrc import data, example, inputs, plan, verify, write
+from ilsvrc import discover, features, plan, shipped, verify, write
 from ilsvrc.errors import UserError
 
-B, I = example.BYTES, example.INT64
+B, I = features.BYTES, features.INT64
 TRAIN_SHARDS, VAL_SHARDS = 1024, 128
 TRAIN_SEED = 0
 SCHEMA = {
@@ -25,7 +25,7 @@ SCHEMA = {
 LABEL_FILE_NAME = "synset_labels.txt"
 def label_file_for(raw_dir):
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
-    return local if os.path.isfile(local) else data.VAL_LABELS_FILE
+    return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
 
 
 def make_splits(train, val, label_lines, label_file, out_dir):
@@ -76,11 +76,11 @@ def make_splits(train, val, label_lines, label_file, out_dir):
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
             label_file=None, log=sys.stderr):
     """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
-    found = inputs.find_source(raw_dir, source)
+    found = discover.find_source(raw_dir, source)
     label_file = label_file or label_file_for(raw_dir)
-    label_lines = data.read_lines(label_file, "validation label file")
+    label_lines = shipped.read_lines(label_file, "validation label file")
     log.write("reading %s (%s); validation labels from %s\n" % (raw_dir, found[0], label_file))
-    train, val = inputs.list_source(found, runner)
+    train, val = discover.list_source(found, runner)
     splits, num_labels = make_splits(train, val, label_lines, label_file, out_dir)
     log.write("%d training and %d validation images -> %s\n"
               % (splits[0].count, splits[1].count, out_dir))

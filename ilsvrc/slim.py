@@ -16,10 +16,10 @@ import os
 import sys
 from array import array
 
-from ilsvrc import data, example, inputs, plan, sources, verify, write
+from ilsvrc import discover, features, plan, shipped, tree, verify, write
 from ilsvrc.errors import UsageError, UserError
 
-B, F, I = example.BYTES, example.FLOAT, example.INT64
+B, F, I = features.BYTES, features.FLOAT, features.INT64
 TRAIN_SHARDS, VAL_SHARDS, NUM_THREADS = 1024, 128, 8
 SEED = 12345
 BOX_KEYS = ("image/object/bbox/xmin", "image/object/bbox/ymin",
@@ -52,7 +52,7 @@ def check_layout(train_shards, val_shards, num_threads):
 
 def load_synsets(path):
     """Synsets in file order; label of line k (0-based) is k + 1."""
-    synsets = [line.strip() for line in data.read_lines(path, "labels file")]
+    synsets = [line.strip() for line in shipped.read_lines(path, "labels file")]
     seen = {}
     for k, s in enumerate(synsets):
         if not s:
@@ -70,7 +70,7 @@ def load_synsets(path):
 def load_metadata(path):
     """{synset: human-readable text} from `synset<TAB>text` lines."""
     texts = {}
-    for k, line in enumerate(data.read_lines(path, "metadata file")):
+    for k, line in enumerate(shipped.read_lines(path, "metadata file")):
         parts = line.strip().split("\t")
         if len(parts) != 2:
             raise UserError("%s line %d: expected 'synset<TAB>text', got %r"
@@ -84,7 +84,7 @@ def load_boxes(path):
     boxes = {}
     if not path:
         return boxes
-    for k, line in enumerate(data.read_lines(path, "bounding box file")):
+    for k, line in enumerate(shipped.read_lines(path, "bounding box file")):
         parts = line.split(",")
         try:
             if len(parts) != 5:
@@ -106,7 +106,7 @@ class MissingImage(UserError):
 
 def by_synset(flat, label_file):
     """A flat validation listing regrouped under each image's synset (label file)."""
-    label_lines = [s.strip() for s in data.read_lines(label_file, "validation label file")]
+    label_lines = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
     order = sorted(range(len(flat)), key=flat.names.__getitem__)
     try:
         synsets = plan.validation_synsets([flat.names[i] for i in order], label_lines,
@@ -122,11 +122,11 @@ def by_synset(flat, label_file):
 
 def source_listings(source_dir, runner, val_label_file=None, kind="auto"):
     """(train, validation) listings of the images under source_dir, read in place:
-    the release tars, or the Kaggle copy (tree or zip) -- see inputs.find_source.
+    the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source.
     The flat validation set is grouped by synset with the label file."""
-    found = inputs.find_source(source_dir, kind)
-    train, flat_val = inputs.list_source(found, runner)
-    return train, by_synset(flat_val, val_label_file or data.VAL_LABELS_FILE)
+    found = discover.find_source(source_dir, kind)
+    train, flat_val = discover.list_source(found, runner)
+    return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE)
 
 
 def tree_listings(train_dir, val_dir):
@@ -134,7 +134,7 @@ def tree_listings(train_dir, val_dir):
     for d in (train_dir, val_dir):
         if not os.path.isdir(d):
             raise UserError("%s is not a directory (expected <synset>/*.JPEG inside)" % d)
-    return sources.list_tree_train(train_dir), sources.list_tree_train(val_dir)
+    return tree.list_tree_train(train_dir), tree.list_tree_train(val_dir)
 
 
 def sort_validation(val_dir, label_file):
@@ -143,7 +143,7 @@ def sort_validation(val_dir, label_file):
     Re-runnable: images already in their synset folder are left there.  Every image
     is looked for before anything moves.  Returns the number of files moved.
     """
-    labels = [s.strip() for s in data.read_lines(label_file, "validation label file")]
+    labels = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
     for k, s in enumerate(labels):
         if not s:
             raise UserError("%s line %d is empty; expected one synset per line"
@@ -230,7 +230,7 @@ def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_
 
 
 def make_splits(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
-                labels_file=data.SYNSETS_FILE, metadata_file=data.METADATA_FILE,
+                labels_file=shipped.SYNSETS_FILE, metadata_file=shipped.METADATA_FILE,
                 bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
                 val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr):
     """Plan both splits: (splits, number of labels).

@@ -10,7 +10,7 @@ input is in the output exactly once with its label.
 
 import os
 
-from ilsvrc import example, tfrecord
+from ilsvrc import features, tfrecord
 from ilsvrc.errors import UserError
 
 
@@ -59,8 +59,8 @@ def verify_shard(job):
         for payload in _records(path):
             where = "%s record %d" % (path, n)
             try:
-                feats = example.decode(payload, copy=False)
-            except example.DecodeError as err:
+                feats = features.decode(payload, copy=False)
+            except features.DecodeError as err:
                 raise VerifyError("%s: not an Example (%s)" % (where, err))
             problems = check_record(feats, schema, label_range)
             if expected is not None:

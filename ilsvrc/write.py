@@ -18,10 +18,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import example, image, sources, tfrecord
+from ilsvrc import containers, features, image, tfrecord
 from ilsvrc.errors import UserError
 
-B, F, I = example.BYTES, example.FLOAT, example.INT64
+B, F, I = features.BYTES, features.FLOAT, features.INT64
 STATE_VERSION = "ilsvrc-write-1"
 
 
@@ -118,7 +118,7 @@ def write_shard(job):
         writer = tfrecord.open_writer(tmp)
     except Exception as err:
         raise _disk_error(tmp, err)
-    reader = sources.Reader()
+    reader = containers.Reader()
     try:
         for src, offset, size, where, relpath, static in items:
             try:
@@ -127,9 +127,9 @@ def write_shard(job):
                 raise UserError("cannot read %s: %s" % (where, err.strerror or err))
             nread += len(data)
             encoded, height, width = image.prepare(data, relpath, check, where)
-            features = common_features(encoded, height, width, relpath.rsplit("/", 1)[-1])
-            features.update(static)
-            writer.write(example.encode(features))
+            feats = common_features(encoded, height, width, relpath.rsplit("/", 1)[-1])
+            feats.update(static)
+            writer.write(features.encode(feats))
         reader.close()
         writer.close()
     except UserError:

@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import frontend, gcs, inputs, official, pool  # noqa: E402
+from ilsvrc import discover, gcs, official, pool  # noqa: E402
+from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
@@ -31,8 +32,8 @@ flags.DEFINE_string("raw_data_dir", None, "Directory with the two ILSVRC2012 tar
 flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path when "
                      "done; --nogcs_upload keeps them local only.")
 # Our additions (upstream has no equivalent):
-frontend.define_flags(flags)  # --num_workers, --image_check, --verify
-flags.DEFINE_enum("source", "auto", list(inputs.SOURCES), "Read the release tars (tar), "
+options.define_flags(flags)  # --num_workers, --image_check, --verify
+flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
                   "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
                   "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
 

@@ -12,7 +12,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from ilsvrc import sample  # noqa: E402
+from ilsvrc.testing import sample  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 """Shared pieces of the slim tests: a sample release with boxes, record readers and
-the CSV lines expected for each annotation case of ilsvrc.sample.BOX_CASES."""
+the CSV lines expected for each annotation case of ilsvrc.testing.sample.BOX_CASES."""
 
 import io
 import os
 
-from ilsvrc import example, pool, slim, tfrecord
+from ilsvrc import features, pool, slim, tfrecord
 
 # Hand-computed from BOX_CASES: coordinates / image size, corners ordered, clamped.
 CASE_LINES = {
@@ -36,7 +36,7 @@ def expected_csv(manifest, synsets_filter=True):
 
 
 def records(path):
-    return [example.decode(r) for r in tfrecord.read_records(path)]
+    return [features.decode(r) for r in tfrecord.read_records(path)]
 
 
 def shard_paths(out, prefix, n):

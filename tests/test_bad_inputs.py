@@ -19,10 +19,11 @@ import time
 import pytest
 
 from conftest import REPO, run_cmd
-from ilsvrc import sample, sources
+from ilsvrc import tarindex
+from ilsvrc.testing import sample
 
 BUILD = os.path.join(REPO, "build.sh")
-TRAIN_TAR, VAL_TAR = sources.TRAIN_TAR, sources.VAL_TAR
+TRAIN_TAR, VAL_TAR = tarindex.TRAIN_TAR, tarindex.VAL_TAR
 
 
 # --------------------------------------------------------------------------- helpers
@@ -274,11 +275,11 @@ def test_cmyk_outside_known_list_is_kept(release, tf):
     edit_inner(src, synset, lambda m: m + [member(name, cmyk)])
     result = build(src, out, "--check", "decode")
     assert result.returncode == 0, result.stderr
-    from ilsvrc import example, verify
+    from ilsvrc import features, verify
     stored = []
     for shard in sorted(final_shards(out)):
         for payload in verify._records(os.path.join(out, shard)):
-            feats = example.decode(payload)
+            feats = features.decode(payload)
             if feats["image/filename"][1][0] == name.encode():
                 stored.append(feats)
     assert len(stored) == 1
@@ -319,12 +320,12 @@ def test_partial_validation_set_keeps_labels_by_number(release, tf):
              lambda m: [(i, p) for i, p in m if int(i.name[15:23]) in keep])
     result = build(src, out)
     assert result.returncode == 0, result.stderr
-    from ilsvrc import example, verify
+    from ilsvrc import features, verify
     got = {}
     for shard in final_shards(out):
         if shard.startswith("validation/"):
             for payload in verify._records(os.path.join(out, shard)):
-                feats = example.decode(payload)
+                feats = features.decode(payload)
                 got[int(feats["image/filename"][1][0][15:23])] = \
                     feats["image/class/synset"][1][0].decode()
     assert got == {k: manifest["val"][k - 1] for k in keep}

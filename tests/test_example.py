@@ -1,6 +1,6 @@
 """Our Example encoder/decoder against TensorFlow's protobuf (spec §1.2, decision A1)."""
 
-from ilsvrc import example
+from ilsvrc import features
 
 FEATURES = {
     "image/encoded": ("bytes", [b"\xff\xd8jpeg\xff\xd9"]),
@@ -30,17 +30,17 @@ def _tf_example(tf, features):
 
 def test_encoding_equals_protobuf_deterministic_serialization(tf):
     expected = _tf_example(tf, FEATURES).SerializeToString(deterministic=True)
-    assert example.encode(FEATURES) == expected
+    assert features.encode(FEATURES) == expected
 
 
 def test_empty_lists_are_present_with_their_kind():
-    enc = example.encode({"f": ("float", []), "i": ("int64", [])})
+    enc = features.encode({"f": ("float", []), "i": ("int64", [])})
     assert b"\x12\x00" in enc and b"\x1a\x00" in enc
-    assert example.decode(enc) == {"f": ("float", []), "i": ("int64", [])}
+    assert features.decode(enc) == {"f": ("float", []), "i": ("int64", [])}
 
 
 def test_decode_round_trip_with_float32_rounding(tf):
-    got = example.decode(example.encode(FEATURES))
+    got = features.decode(features.encode(FEATURES))
     assert got["image/object/bbox/xmin"][1] == [float(tf.constant(0.006, tf.float32)), 0.5]
     assert got["image/negative"] == ("int64", [-3])
     assert got["image/encoded"] == FEATURES["image/encoded"]
@@ -48,7 +48,7 @@ def test_decode_round_trip_with_float32_rounding(tf):
 
 
 def test_tensorflow_parses_our_bytes(tf):
-    parsed = tf.io.parse_single_example(example.encode(FEATURES), {
+    parsed = tf.io.parse_single_example(features.encode(FEATURES), {
         "image/height": tf.io.FixedLenFeature([], tf.int64),
         "image/class/synset": tf.io.FixedLenFeature([], tf.string),
         "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),

@@ -5,7 +5,8 @@ import struct
 
 import pytest
 
-from ilsvrc import jpeg, jpegenc
+from ilsvrc import jpeg
+from ilsvrc.testing import jpegenc
 
 
 def _encode(tf, height, width, channels=3, seed=0, **kw):
@@ -38,7 +39,7 @@ def test_header_dims_match_tensorflow_decode(tf):
 def test_pure_python_encoder_output(tf):
     rng = random.Random(3)
     for kind in ("rgb", "gray", "cmyk"):
-        from ilsvrc import sample
+        from ilsvrc.testing import sample
         data = sample.make_image(rng, kind, 57, 33)
         height, width, comps = jpeg.header_info(data)
         assert (height, width) == (33, 57)
@@ -141,7 +142,8 @@ def test_scan_before_frame_and_double_frame(photo):
 
 @pytest.mark.parametrize("check", ["header", "decode"])
 def test_png_and_cmyk_reencoded_as_upstream_with_either_check(tf, check):
-    from ilsvrc import image, sample
+    from ilsvrc import image
+    from ilsvrc.testing import sample
     rng = random.Random(11)
     cmyk = sample.make_image(rng, "cmyk", 40, 30)
     png = sample.make_image(rng, "png", 40, 30)

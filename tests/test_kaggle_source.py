@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from ilsvrc import official, pool, sources
+from ilsvrc import official, pool, shipped, tarindex
 
 CLS = "ILSVRC/Data/CLS-LOC"
 
@@ -15,14 +15,14 @@ CLS = "ILSVRC/Data/CLS-LOC"
 def _release_files(raw):
     """(kaggle member name, bytes) for every image of the sample release."""
     out = []
-    with tarfile.open(os.path.join(raw, sources.TRAIN_TAR)) as outer:
+    with tarfile.open(os.path.join(raw, tarindex.TRAIN_TAR)) as outer:
         for m in outer.getmembers():
             syn = m.name[:-4]
             inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(m).read()))
             for im in inner.getmembers():
                 out.append(("%s/train/%s/%s" % (CLS, syn, im.name),
                             inner.extractfile(im).read()))
-    with tarfile.open(os.path.join(raw, sources.VAL_TAR)) as val:
+    with tarfile.open(os.path.join(raw, tarindex.VAL_TAR)) as val:
         for m in val.getmembers():
             out.append(("%s/val/%s" % (CLS, m.name), val.extractfile(m).read()))
     return out
@@ -31,7 +31,7 @@ def _release_files(raw):
 def _convert(raw, out, source="auto"):
     with pool.Pool(0) as runner:
         official.convert(raw, out, runner, source=source, log=io.StringIO(),
-                         label_file=official.data.VAL_LABELS_FILE)
+                         label_file=shipped.VAL_LABELS_FILE)
 
 
 def _same_shards(a, b):

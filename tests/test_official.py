@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from conftest import python, run_cmd
-from ilsvrc import example, image, official, pool, sources, tfrecord
+from ilsvrc import features, image, official, pool, shipped, tarindex, tfrecord
 
 KEYS = set(official.SCHEMA)
 
@@ -29,7 +29,7 @@ def converted(sample_release, tmp_path_factory):
 
 
 def _records(path):
-    return [example.decode(r) for r in tfrecord.read_records(path)]
+    return [features.decode(r) for r in tfrecord.read_records(path)]
 
 
 def _shards(out, split, n):
@@ -109,13 +109,13 @@ def test_records_parse_with_tf_data_and_have_the_nine_features(converted, tf):
         assert img.shape[1] == int(ex["image/width"])
         assert ex["image/colorspace"].numpy() == b"RGB" and int(ex["image/channels"]) == 3
         assert ex["image/format"].numpy() == b"JPEG"
-        assert set(example.decode(raw.numpy())) == KEYS
+        assert set(features.decode(raw.numpy())) == KEYS
         n += 1
     assert n == 30 + 12
 
 
 def _member_bytes(raw, synset, name):
-    with tarfile.open(os.path.join(raw, sources.TRAIN_TAR)) as outer:
+    with tarfile.open(os.path.join(raw, tarindex.TRAIN_TAR)) as outer:
         inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(synset + ".tar").read()))
         return inner.extractfile(name).read()
 
@@ -171,7 +171,7 @@ def test_extracted_tree_gives_identical_records(converted, tmp_path):
     shutil.copytree(raw, tree)
     r = run_cmd(["./build.sh", tree, "--extract", "-j", "0", "-o", str(tmp_path / "tar-out")])
     assert r.returncode == 0, r.stderr
-    for tarname in (sources.TRAIN_TAR, sources.VAL_TAR):
+    for tarname in (tarindex.TRAIN_TAR, tarindex.VAL_TAR):
         os.remove(os.path.join(tree, tarname))
     assert len(os.listdir(os.path.join(tree, "validation"))) == 12
     out_tree = str(tmp_path / "tree-out")
@@ -211,7 +211,7 @@ def test_shipped_label_file_used_when_dir_has_none(release_copy):
     with pool.Pool(0) as runner:
         official.convert(raw, out, runner, log=log)
     assert "imagenet_2012_validation_synset_labels.txt" in log.getvalue()
-    real = open(official.data.VAL_LABELS_FILE).read().split()
+    real = open(shipped.VAL_LABELS_FILE).read().split()
     recs = _records(os.path.join(out, "validation", "validation-00000-of-00128"))
     assert recs[0]["image/class/synset"][1][0].decode() == real[0]
 
@@ -292,7 +292,7 @@ def _rewrite_member(tar_path, inner, name, payload):
 def test_corrupt_image_stops_with_the_member_named(release_copy):
     raw, manifest = release_copy
     name = manifest["train"]["n01440764"][0]
-    tar_path = os.path.join(raw, sources.TRAIN_TAR)
+    tar_path = os.path.join(raw, tarindex.TRAIN_TAR)
     good = _member_bytes(raw, "n01440764", name)
     _rewrite_member(tar_path, "n01440764.tar", name, good[:len(good) // 2])
     r = run_cmd(["./build.sh", raw, "-j", "2"])
@@ -306,7 +306,7 @@ def test_corrupt_image_stops_with_the_member_named(release_copy):
 def test_non_jpeg_member_is_refused(release_copy):
     raw, manifest = release_copy
     name = manifest["train"]["n15075141"][0]
-    _rewrite_member(os.path.join(raw, sources.TRAIN_TAR), "n15075141.tar", name,
+    _rewrite_member(os.path.join(raw, tarindex.TRAIN_TAR), "n15075141.tar", name,
                     b"GIF89a not a jpeg at all")
     r = run_cmd(["./build.sh", raw, "-j", "0", "--check", "decode"])
     _one_clean_error(r, "n15075141.tar/%s: cannot be decoded as JPEG" % name)
@@ -316,6 +316,6 @@ def test_non_jpeg_member_is_refused(release_copy):
 
 def test_missing_tar_is_named(release_copy):
     raw, _ = release_copy
-    os.remove(os.path.join(raw, sources.VAL_TAR))
+    os.remove(os.path.join(raw, tarindex.VAL_TAR))
     r = run_cmd(["./build.sh", raw])
-    _one_clean_error(r, "missing %s" % os.path.join(raw, sources.VAL_TAR))
+    _one_clean_error(r, "missing %s" % os.path.join(raw, tarindex.VAL_TAR))

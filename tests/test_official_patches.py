@@ -14,7 +14,8 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import data, example, gcs, image, inputs, jpeg, official, plan, pool, sources, write
+from ilsvrc import discover, features, gcs, image, jpeg, official, plan, pool, shipped, tarindex, write
+from ilsvrc.listing import Listing
 from ilsvrc.errors import UserError
 
 FRONT_END = os.path.join(REPO, "official", "imagenet_to_gcs.py")
@@ -30,11 +31,11 @@ def _no_traceback_error(r, text, code=None):
 
 def _listings(train_pairs, val_count):
     """Listings without files behind them (planning only reads names and groups)."""
-    train = sources.Listing("train")
+    train = Listing("train")
     train.root = "/nowhere/train"
     for group, name in train_pairs:
         train.add(name, group)
-    val = sources.Listing("validation")
+    val = Listing("validation")
     val.root = "/nowhere/validation"
     for k in range(val_count, 0, -1):          # added out of order on purpose
         val.add("ILSVRC2012_val_%08d.JPEG" % k, "")
@@ -51,17 +52,17 @@ def test_text_features_are_utf8_bytes():
     feats = write.common_features(b"\xff\xd8jpeg", 7, 9, "caf\u00e9_1.JPEG")
     kinds = {k: kind for k, (kind, _) in feats.items()}
     for key, (kind, values) in feats.items():
-        if kind == example.BYTES:
+        if kind == features.BYTES:
             assert all(isinstance(v, bytes) for v in values), key
     assert feats["image/colorspace"][1] == [b"RGB"]
     assert feats["image/format"][1] == [b"JPEG"]
     assert feats["image/filename"][1] == ["caf\u00e9_1.JPEG".encode("utf-8")]
-    assert kinds["image/height"] == kinds["image/width"] == example.INT64
+    assert kinds["image/height"] == kinds["image/width"] == features.INT64
     train, val = _listings([("n01440764", "n01440764_1.JPEG")], 1)
     splits, _ = official.make_splits(train, val, ["n01440764"], "L", "/out")
     for split in splits:
         for item in _items(split):
-            assert item[5]["image/class/synset"] == (example.BYTES, [b"n01440764"])
+            assert item[5]["image/class/synset"] == (features.BYTES, [b"n01440764"])
 
 
 # ------------------------------------------------------------------ P6, DOC-L58
@@ -91,9 +92,9 @@ def test_google_cloud_is_imported_only_when_uploading():
 def test_label_dict_built_from_str_synsets_only(sample_release):
     raw, manifest = sample_release
     with pool.Pool(0) as runner:
-        train = sources.index_train_tar(os.path.join(raw, sources.TRAIN_TAR), runner)
-    val = sources.index_flat_tar(os.path.join(raw, sources.VAL_TAR))
-    lines = data.read_lines(os.path.join(raw, "synset_labels.txt"))
+        train = tarindex.index_train_tar(os.path.join(raw, tarindex.TRAIN_TAR), runner)
+    val = tarindex.index_flat_tar(os.path.join(raw, tarindex.VAL_TAR))
+    lines = shipped.read_lines(os.path.join(raw, "synset_labels.txt"))
     assert train.group_names and all(type(g) is str for g in train.group_names)
     assert lines and all(type(s) is str for s in lines)
     labels = plan.labels_from_synsets(lines + train.group_names)
@@ -139,8 +140,8 @@ def test_missing_raw_data_dir_downloads_nothing(tmp_path):
     _no_traceback_error(r, "--raw_data_dir is required: downloading from image-net.org "
                            "is no longer supported", code=2)
     assert not scratch.exists()            # TPU-PY2 would make scratch/raw_data and fetch
-    for rel in ("official/imagenet_to_gcs.py", "ilsvrc/official.py", "ilsvrc/sources.py",
-                "ilsvrc/write.py", "ilsvrc/cli_build.py"):
+    for rel in ("official/imagenet_to_gcs.py", "ilsvrc/official.py", "ilsvrc/tarindex.py",
+                "ilsvrc/write.py", "ilsvrc/containers.py", "ilsvrc/cli/build.py"):
         with open(os.path.join(REPO, rel), encoding="utf-8") as f:
             text = f.read()
         assert "urllib" not in text and "urlretrieve" not in text, rel
@@ -151,12 +152,12 @@ def test_missing_raw_data_dir_downloads_nothing(tmp_path):
 def test_data_files_read_as_utf8_whatever_the_locale(tmp_path):
     path = tmp_path / "labels.txt"
     path.write_bytes("n01440764\r\nn0144076\u00e9\r\n".encode("utf-8"))
-    assert data.read_lines(str(path)) == ["n01440764", "n0144076\u00e9"]
+    assert shipped.read_lines(str(path)) == ["n01440764", "n0144076\u00e9"]
     path.write_bytes(b"n01440764\n\xe9\n")       # Latin-1, not UTF-8
     with pytest.raises(UserError, match="labels.txt is not UTF-8 text"):
-        data.read_lines(str(path), "validation label file")
-    assert len(data.read_lines(data.VAL_LABELS_FILE)) == 50000
-    with open(os.path.join(REPO, "ilsvrc", "data.py"), encoding="utf-8") as f:
+        shipped.read_lines(str(path), "validation label file")
+    assert len(shipped.read_lines(shipped.VAL_LABELS_FILE)) == 50000
+    with open(os.path.join(REPO, "ilsvrc", "shipped.py"), encoding="utf-8") as f:
         assert 'open(path, "rb")' in f.read()
 
 
@@ -180,7 +181,7 @@ def test_training_plan_independent_of_listing_order():
 
 def test_cmyk_validation_image_stored_unchanged(sample_release, tf):
     raw, _ = sample_release
-    with tarfile.open(os.path.join(raw, sources.VAL_TAR)) as t:
+    with tarfile.open(os.path.join(raw, tarindex.VAL_TAR)) as t:
         cmyk = t.extractfile("ILSVRC2012_val_00000003.JPEG").read()
     assert jpeg.header_info(cmyk)[2] == 4
     name = "ILSVRC2012_val_00019877.JPEG"
@@ -277,7 +278,7 @@ def test_front_ends_run_from_any_directory(tmp_path):
 
 def test_empty_source_is_an_error_not_empty_shards(tmp_path):
     with pytest.raises(UserError, match="no ImageNet data in"):
-        inputs.find_source(str(tmp_path))
+        discover.find_source(str(tmp_path))
     train, val = _listings([], 3)
     with pytest.raises(UserError, match="found no training images"):
         official.make_splits(train, val, ["n01440764"] * 3, "L", str(tmp_path / "o"))

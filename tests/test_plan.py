@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ilsvrc import data, plan
+from ilsvrc import plan, shipped
 
 
 def _sha(values):
@@ -62,8 +62,8 @@ def test_ceil_shards_imagenet_sizes():
 
 
 def test_labels_match_spec_examples():
-    synsets = data.read_lines(data.SYNSETS_FILE)
-    val = data.read_lines(data.VAL_LABELS_FILE)
+    synsets = shipped.read_lines(shipped.SYNSETS_FILE)
+    val = shipped.read_lines(shipped.VAL_LABELS_FILE)
     labels = plan.labels_from_synsets(val + synsets)
     assert len(labels) == 1000
     assert labels["n01440764"] == 1

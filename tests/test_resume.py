@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import REPO, run_cmd
-from ilsvrc import official, pool, sample, write
+from ilsvrc import official, pool, write
+from ilsvrc.testing import sample
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def clean_run(release, tmp_path_factory):
 
 
 def _cmd(release, out):
-    return [sys.executable, "-m", "ilsvrc.cli_build", release, "-o", out, "-j", "1"]
+    return [sys.executable, "-m", "ilsvrc.cli.build", release, "-o", out, "-j", "1"]
 
 
 def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
@@ -131,7 +132,7 @@ def _convert_stats(release, out, runner, label_file=None):
 
 def test_main_process_never_imports_tensorflow(release, tmp_path):
     code = ("import sys\n"
-            "from ilsvrc import cli_build\n"
+            "from ilsvrc.cli import build as cli_build\n"
             "rc = cli_build.main([%r, '-o', %r, '-j', '1'])\n"
             "assert rc == 0, rc\n"
             "print('TF-IN-MAIN' if 'tensorflow' in sys.modules else 'NO-TF-IN-MAIN')\n"

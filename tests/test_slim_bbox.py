@@ -7,12 +7,12 @@ import tarfile
 import pytest
 
 from conftest import python, run_cmd
-from ilsvrc import bbox, data
+from ilsvrc import bbox, shipped
 from ilsvrc.errors import UserError
 from slim_helpers import expected_csv
 
 SCRIPT = os.path.join("slim", "datasets", "process_bounding_boxes.py")
-SYNSETS = set(data.read_lines(data.SYNSETS_FILE))
+SYNSETS = set(shipped.read_lines(shipped.SYNSETS_FILE))
 
 
 def _archive(release):
@@ -93,7 +93,7 @@ def test_bad_annotation_names_the_file(doc, words):
 
 def test_script_output_sorted_equals_expected(slim_release, extracted):
     for source in (_archive(slim_release), extracted):
-        r = run_cmd([python(), SCRIPT, source, data.SYNSETS_FILE])
+        r = run_cmd([python(), SCRIPT, source, shipped.SYNSETS_FILE])
         assert r.returncode == 0, r.stderr
         assert sorted(r.stdout.splitlines()) == expected_csv(slim_release[1])
         assert "boxes written" in r.stderr and "boxes written" not in r.stdout
@@ -124,7 +124,7 @@ def test_truncated_archive_is_an_error(slim_release, tmp_path):
 
 
 def test_sample_bbox_is_opt_in_and_leaves_the_rest_alone(tmp_path):
-    from ilsvrc import sample
+    from ilsvrc.testing import sample
     plain = sample.generate(str(tmp_path / "a"), classes=2, per_class=2, val=2, seed=3)
     boxed = sample.generate(str(tmp_path / "b"), classes=2, per_class=2, val=2, seed=3,
                             bbox=True)

@@ -14,7 +14,9 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import bbox, cli_slim, data, example, image, plan, slim, sources
+from ilsvrc import bbox, features, image, plan, shipped, slim, tarindex
+from ilsvrc.listing import Listing
+from ilsvrc.cli import slim as cli_slim
 from slim_helpers import convert, records, shard_paths
 
 DATASETS = os.path.join(REPO, "slim", "datasets")
@@ -30,13 +32,13 @@ def tars(slim_release, tmp_path):
     """tmp/imagenet holding (links to) the three archives."""
     d = tmp_path / "imagenet"
     d.mkdir()
-    for name in (sources.TRAIN_TAR, sources.VAL_TAR, bbox.ARCHIVE):
+    for name in (tarindex.TRAIN_TAR, tarindex.VAL_TAR, bbox.ARCHIVE):
         os.symlink(os.path.join(slim_release[0], name), d / name)
     return d
 
 
 def _listing(pairs, root="/nowhere"):
-    listing = sources.Listing("train")
+    listing = Listing("train")
     listing.root = root
     for group, name in pairs:
         listing.add(name, group)
@@ -62,7 +64,7 @@ def test_slim_text_features_are_utf8_bytes(tmp_path):
     for item in _items(split):
         feats = item[5]
         for key, (kind, values) in feats.items():
-            if kind == example.BYTES:
+            if kind == features.BYTES:
                 assert all(isinstance(v, bytes) for v in values), key
         synset = feats["image/class/synset"][1][0].decode("ascii")
         assert feats["image/class/text"][1] == [texts[synset].encode("utf-8")]
@@ -75,12 +77,12 @@ def test_slim_text_features_are_utf8_bytes(tmp_path):
 def _release_bytes(release_dir):
     """{'synset/name' or 'name': bytes} of every image in the two tars."""
     out = {}
-    with tarfile.open(os.path.join(release_dir, sources.TRAIN_TAR)) as outer:
+    with tarfile.open(os.path.join(release_dir, tarindex.TRAIN_TAR)) as outer:
         for m in outer:
             with tarfile.open(fileobj=outer.extractfile(m)) as inner:
                 for im in inner:
                     out["%s/%s" % (m.name[:-4], im.name)] = inner.extractfile(im).read()
-    with tarfile.open(os.path.join(release_dir, sources.VAL_TAR)) as val:
+    with tarfile.open(os.path.join(release_dir, tarindex.VAL_TAR)) as val:
         for m in val:
             out[m.name] = val.extractfile(m).read()
     return out
@@ -136,7 +138,7 @@ LEFTOVERS = re.compile(
 def test_no_python2_numpy_or_tf1_leftovers_in_the_slim_port():
     files = [os.path.join(DATASETS, n) for n in os.listdir(DATASETS) if n.endswith(".py")]
     files += [os.path.join(REPO, "ilsvrc", n + ".py") for n in (
-        "slim", "bbox", "cli_slim", "plan", "write", "image", "frontend", "extract")]
+        "slim", "bbox", "cli/slim", "plan", "write", "image", "cli/options", "extract")]
     hits = []
     for path in files:
         with open(path, encoding="utf-8") as f:
@@ -192,18 +194,18 @@ def test_download_imagenet_relative_outdir_without_slash_and_closed_stdin(tars, 
     assert sorted(os.listdir(raw)) == ["train", "validation"]     # inside, not beside
     assert sorted(os.listdir(top)) == ["imagenet", "syn.txt"]
     assert sorted(os.listdir(tars)) == sorted(
-        [sources.TRAIN_TAR, sources.VAL_TAR, bbox.ARCHIVE, "raw-data"])   # no nXXX.tar
+        [tarindex.TRAIN_TAR, tarindex.VAL_TAR, bbox.ARCHIVE, "raw-data"])   # no nXXX.tar
     train = slim_release[1]["train"]
     assert sorted(os.listdir(raw / "train")) == ["n01440764", "n02105855"]
     for synset in ("n01440764", "n02105855"):
         assert sorted(os.listdir(raw / "train" / synset)) == sorted(train[synset])
-    labels = data.read_lines(data.VAL_LABELS_FILE)
+    labels = shipped.read_lines(shipped.VAL_LABELS_FILE)
     for k in range(1, len(slim_release[1]["val"]) + 1):   # grouped by synset already
         name = "ILSVRC2012_val_%08d.JPEG" % k
         assert (raw / "validation" / labels[k - 1] / name).is_file()
 
 
-@pytest.mark.parametrize("missing", [[sources.VAL_TAR], [sources.TRAIN_TAR, sources.VAL_TAR]])
+@pytest.mark.parametrize("missing", [[tarindex.VAL_TAR], [tarindex.TRAIN_TAR, tarindex.VAL_TAR]])
 def test_download_imagenet_names_the_missing_tars(tars, missing):
     for name in missing:
         os.remove(tars / name)

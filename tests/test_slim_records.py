@@ -8,14 +8,15 @@ import struct
 
 import pytest
 
-from ilsvrc import bbox, cli_slim, data, plan, pool, slim
+from ilsvrc import bbox, plan, pool, shipped, slim
+from ilsvrc.cli import slim as cli_slim
 from ilsvrc.errors import UsageError, UserError
 from slim_helpers import (convert, expected_csv, parse_with_slim_keys, records,
                           shard_paths)
 
-SYNSETS = data.read_lines(data.SYNSETS_FILE)
-VAL_LABELS = data.read_lines(data.VAL_LABELS_FILE)
-TEXTS = dict(line.split("\t") for line in data.read_lines(data.METADATA_FILE))
+SYNSETS = shipped.read_lines(shipped.SYNSETS_FILE)
+VAL_LABELS = shipped.read_lines(shipped.VAL_LABELS_FILE)
+TEXTS = dict(line.split("\t") for line in shipped.read_lines(shipped.METADATA_FILE))
 BOX_KEYS = ["image/object/bbox/" + k for k in ("xmin", "ymin", "xmax", "ymax")]
 
 
@@ -116,7 +117,7 @@ def test_slim_decoder_keys_parse(from_tars, tf):
 def test_tree_source_gives_identical_records(from_tars, slim_release, csv_file, tmp_path):
     raw = str(tmp_path / "raw-data")
     with pool.Pool(0) as runner:
-        cli_slim.extract_raw(slim_release[0], raw, data.SYNSETS_FILE, runner,
+        cli_slim.extract_raw(slim_release[0], raw, shipped.SYNSETS_FILE, runner,
                              log=open(os.devnull, "w"))
     out = str(tmp_path / "out")
     convert(out, train_dir=os.path.join(raw, "train"), val_dir=os.path.join(raw, "validation"),
@@ -186,7 +187,7 @@ def test_small_vector_100_8_8():
 
 def test_missing_synset_text_names_synset_and_file(slim_release, tmp_path):
     meta = tmp_path / "meta.txt"
-    meta.write_text("".join(l + "\n" for l in data.read_lines(data.METADATA_FILE)
+    meta.write_text("".join(l + "\n" for l in shipped.read_lines(shipped.METADATA_FILE)
                             if not l.startswith("n01440764\t")))
     with pytest.raises(UserError) as err:
         convert(str(tmp_path / "o"), source_dir=slim_release[0], metadata_file=str(meta))

@@ -6,9 +6,10 @@ import shutil
 import pytest
 
 from conftest import REPO, run_cmd
-from ilsvrc import cli_verify, example, official, pool, tfrecord
+from ilsvrc import features, official, pool, tfrecord
+from ilsvrc.cli import verify as cli_verify
 
-B, I = example.BYTES, example.INT64
+B, I = features.BYTES, features.INT64
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +108,9 @@ def test_leftover_partial_is_only_a_warning(capsys, out):
     assert "warning: " in stdout and ".train-00003-of-01024.partial" in stdout
 
 
-def _write_one(path, features):
+def _write_one(path, feats):
     with open(path, "wb") as f:
-        f.write(tfrecord.frame(example.encode(features)))
+        f.write(tfrecord.frame(features.encode(feats)))
 
 
 def _features(label, drop=()):
@@ -123,7 +124,7 @@ def _features(label, drop=()):
     return feats
 
 
-@pytest.mark.parametrize("features,words", [
+@pytest.mark.parametrize("feats,words", [
     (_features(0), "image/class/label [0] outside 1..1000"),
     (_features(1001), "outside 1..1000"),
     (_features(5, drop=["image/class/synset"]), "missing ['image/class/synset']"),
@@ -132,9 +133,9 @@ def _features(label, drop=()):
     (dict(_features(5), **{"image/height": (B, [b"1"])}),
      "image/height is bytes, expected int64"),
 ])
-def test_record_contents(capsys, out, features, words):
+def test_record_contents(capsys, out, feats, words):
     shard = os.path.join(out, "validation", "validation-00127-of-00128")
-    _write_one(shard, features)
+    _write_one(shard, feats)
     code, _, err = verify(capsys, "official", out)
     assert code == 1
     [p] = problems(err)

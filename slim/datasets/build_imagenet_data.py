@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import data, frontend, pool, slim  # noqa: E402
+from ilsvrc import pool, shipped, slim  # noqa: E402
+from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
 flags.DEFINE_string("train_directory", "/tmp/", "Training images: <dir>/<synset>/*.JPEG.")
@@ -51,7 +52,7 @@ flags.DEFINE_string("source_dir", None, "Read ILSVRC2012_img_train.tar and "
 flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the synset of "
                     "each validation image, one a line in number order (default: the "
                     "shipped imagenet_2012_validation_synset_labels.txt).")
-frontend.define_flags(flags)  # --num_workers, --image_check, --verify
+options.define_flags(flags)  # --num_workers, --image_check, --verify
 
 FLAGS = flags.FLAGS
 PROG = "build_imagenet_data.py"
@@ -81,12 +82,12 @@ def run(argv):
         raise UsageError("bounding box file %s not found: make it with "
                          "process_bounding_boxes.py, or pass --bounding_box_file='' to "
                          "write empty box lists" % bbox_file)
-    with pool.Pool(frontend.workers(FLAGS.num_workers)) as runner:
+    with pool.Pool(options.workers(FLAGS.num_workers)) as runner:
         slim.convert(
             FLAGS.output_directory, runner, train_dir=FLAGS.train_directory,
             val_dir=FLAGS.validation_directory, source_dir=FLAGS.source_dir,
-            labels_file=_default_or_shipped("labels_file", data.SYNSETS_FILE),
-            metadata_file=_default_or_shipped("imagenet_metadata_file", data.METADATA_FILE),
+            labels_file=_default_or_shipped("labels_file", shipped.SYNSETS_FILE),
+            metadata_file=_default_or_shipped("imagenet_metadata_file", shipped.METADATA_FILE),
             bbox_file=bbox_file, val_label_file=FLAGS.validation_labels_file,
             train_shards=FLAGS.train_shards, val_shards=FLAGS.validation_shards,
             num_threads=FLAGS.num_threads, check=FLAGS.image_check,

@@ -4,4 +4,4 @@
 # OUTDIR/train/<synset>/ and OUTDIR/validation/<synset>/. Nothing is downloaded: the
 # image-net.org URLs upstream used are dead, and nothing is asked.
 set -euo pipefail
-exec "$(dirname "$(readlink -f "$0")")/../../ilsvrc/run_module.sh" download_imagenet.sh ilsvrc.cli_slim extract "$@"
+exec "$(dirname "$(readlink -f "$0")")/../../ilsvrc/run_module.sh" download_imagenet.sh ilsvrc.cli.slim extract "$@"

@@ -17,7 +17,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import frontend, slim  # noqa: E402
+from ilsvrc import slim  # noqa: E402
+from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UserError, main_guard, report  # noqa: E402
 
 PROG = "preprocess_imagenet_validation_data.py"
@@ -25,7 +26,7 @@ USAGE = "usage: %s VALIDATION_DIR LABELS_FILE\n" % PROG
 
 
 def run(args):
-    status = frontend.positional(args, USAGE, __doc__, 2, None)
+    status = options.positional(args, USAGE, __doc__, 2, None)
     if status is not None:  # extra arguments are ignored, as upstream
         return status
     val_dir, label_file = args[:2]

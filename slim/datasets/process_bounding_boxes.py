@@ -18,7 +18,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import bbox, data, frontend  # noqa: E402
+from ilsvrc import bbox, shipped  # noqa: E402
+from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import main_guard  # noqa: E402
 
 PROG = "process_bounding_boxes.py"
@@ -26,12 +27,12 @@ USAGE = "usage: %s ANNOTATION_DIR_OR_ARCHIVE [SYNSETS_FILE]\n" % PROG
 
 
 def run(args):
-    status = frontend.positional(args, USAGE, __doc__, 1, 2)
+    status = options.positional(args, USAGE, __doc__, 1, 2)
     if status is not None:
         return status
     synsets = None
     if len(args) == 2:
-        synsets = {line.strip() for line in data.read_lines(args[1], "synsets file")}
+        synsets = {line.strip() for line in shipped.read_lines(args[1], "synsets file")}
         sys.stderr.write("%d synsets in %s\n" % (len(synsets), args[1]))
     try:
         for line in bbox.csv_lines(args[0], synsets):

@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 
-from ilsvrc import extract, frontend, inputs, official, pool
+from ilsvrc import discover, extract, official, pool
+from ilsvrc.cli import options
 from ilsvrc.errors import main_guard
 
 PROG = "build.sh"
@@ -29,17 +30,17 @@ def parse(argv):
                    "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
                    "(default: DIR/tf_records)")
-    frontend.add_run_options(p)
+    options.add_run_options(p)
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
-    p.add_argument("--source", choices=inputs.SOURCES, default="auto",
+    p.add_argument("--source", choices=discover.SOURCES, default="auto",
                    help="tar: the release tars; tree: extracted train/ and validation/; "
                    "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place "
                    "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
                    "DIR/synset_labels.txt, else the shipped one)")
     a = p.parse_args(argv)
-    a.workers = frontend.workers(a.workers, "--workers")
+    a.workers = options.workers(a.workers, "--workers")
     return a
 
 
@@ -48,8 +49,8 @@ def run(argv):
     out = a.output or os.path.join(a.dir, "tf_records")
     with pool.Pool(a.workers) as runner:
         if a.extract:
-            found = inputs.find_source(a.dir, "tar")
-            train, val = inputs.list_source(found, runner)
+            found = discover.find_source(a.dir, "tar")
+            train, val = discover.list_source(found, runner)
             label_file = a.labels or official.label_file_for(a.dir)
             n = extract.extract(train, val, a.dir, label_file, runner)
             sys.stderr.write("extracted %d files into %s/train and %s/validation\n"

@@ -20,7 +20,8 @@ import re
 import sys
 import time
 
-from ilsvrc import data, formats, frontend, inputs, official, pool, slim, verify, write
+from ilsvrc import discover, formats, official, pool, shipped, slim, verify, write
+from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 
 PROG = "verify.sh"
@@ -45,9 +46,9 @@ def parse(argv):
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="slim with --source: the --num_threads the shards "
                    "were written with (default 8; 64 for darchr-built datasets)")
-    frontend.add_run_options(p, check=False)
+    options.add_run_options(p, check=False)
     a = p.parse_args(argv)
-    a.workers = frontend.workers(a.workers, "--workers")
+    a.workers = options.workers(a.workers, "--workers")
     if a.labels and not a.source:
         raise UsageError("--labels only makes sense with --source")
     return a
@@ -111,10 +112,10 @@ def inventory(fmt, out_dir):
 
 def official_plan(source, out_dir, runner, label_file, num_threads=None):
     """The splits build.sh would write from `source` (same label file rule)."""
-    found = inputs.find_source(source, "auto")
+    found = discover.find_source(source, "auto")
     label_file = label_file or official.label_file_for(source)
-    label_lines = data.read_lines(label_file, "validation label file")
-    train, val = inputs.list_source(found, runner)
+    label_lines = shipped.read_lines(label_file, "validation label file")
+    train, val = discover.list_source(found, runner)
     splits, _ = official.make_splits(train, val, label_lines, label_file, out_dir)
     return splits
 

@@ -7,7 +7,7 @@ flat (one listing of `ILSVRC2012_val_*.JPEG`, group '').
 
 import os
 
-from ilsvrc import kaggle, sources
+from ilsvrc import kagglezip, tarindex, tree
 from ilsvrc.errors import UserError
 
 SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
@@ -22,7 +22,7 @@ def find_source(raw_dir, kind="auto"):
     """
     if not os.path.isdir(raw_dir):
         raise UserError("%s is not a directory" % raw_dir)
-    tars = (os.path.join(raw_dir, sources.TRAIN_TAR), os.path.join(raw_dir, sources.VAL_TAR))
+    tars = (os.path.join(raw_dir, tarindex.TRAIN_TAR), os.path.join(raw_dir, tarindex.VAL_TAR))
     tree = (os.path.join(raw_dir, "train"), os.path.join(raw_dir, "validation"))
     have_tars = [os.path.isfile(p) for p in tars]
     have_tree = [os.path.isdir(p) for p in tree]
@@ -38,27 +38,27 @@ def find_source(raw_dir, kind="auto"):
             raise UserError("missing directory %s (expected train/<synset>/*.JPEG and "
                             "validation/*.JPEG under %s)." % (" and ".join(missing), raw_dir))
         return ("tree",) + tree
-    kaggle_tree = kaggle.find_tree(raw_dir)
+    kaggle_tree = kagglezip.find_tree(raw_dir)
     if kind == "kaggle" or (kind == "auto" and kaggle_tree):
         if not kaggle_tree or not all(os.path.isdir(p) for p in kaggle_tree):
             raise UserError("no Kaggle tree in %s: expected %s/{train,val}/"
-                            % (raw_dir, os.path.join(raw_dir, *kaggle.CLS_LOC)))
+                            % (raw_dir, os.path.join(raw_dir, *kagglezip.CLS_LOC)))
         return ("kaggle",) + kaggle_tree
-    archive = kaggle.find_zip(raw_dir)
+    archive = kagglezip.find_zip(raw_dir)
     if kind == "zip" or (kind == "auto" and archive):
         if not archive:
-            raise UserError("missing %s" % os.path.join(raw_dir, kaggle.ZIP_NAME))
+            raise UserError("missing %s" % os.path.join(raw_dir, kagglezip.ZIP_NAME))
         return ("zip", archive, archive)
     raise UserError("no ImageNet data in %s: expected the tars %s and %s, or the extracted "
                     "directories %s/ and %s/, or the Kaggle copy (%s/ or %s)."
                     % ((raw_dir,) + tars + tree
-                       + (os.path.join(raw_dir, *kaggle.CLS_LOC), kaggle.ZIP_NAME)))
+                       + (os.path.join(raw_dir, *kagglezip.CLS_LOC), kagglezip.ZIP_NAME)))
 
 
 def list_source(found, runner):
     kind, train_path, val_path = found
     if kind == "tar":
-        return sources.index_train_tar(train_path, runner), sources.index_flat_tar(val_path)
+        return tarindex.index_train_tar(train_path, runner), tarindex.index_flat_tar(val_path)
     if kind == "zip":
-        return kaggle.index_zip(train_path)
-    return sources.list_tree_train(train_path), sources.list_tree_flat(val_path)
+        return kagglezip.index_zip(train_path)
+    return tree.list_tree_train(train_path), tree.list_tree_flat(val_path)

@@ -17,7 +17,8 @@ import struct
 import zlib
 
 from ilsvrc.errors import UserError
-from ilsvrc.sources import IMAGE_PATTERN, Listing, ZipArchive
+from ilsvrc.containers import ZipArchive
+from ilsvrc.listing import IMAGE_PATTERN, Listing
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 CLS_LOC = ("ILSVRC", "Data", "CLS-LOC")

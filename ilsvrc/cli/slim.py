@@ -13,7 +13,8 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, data, extract, frontend, inputs, kaggle, pool, slim, sources
+from ilsvrc import bbox, discover, extract, kagglezip, pool, shipped, slim, tarindex
+from ilsvrc.cli import options
 from ilsvrc.errors import UserError, main_guard
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
@@ -65,9 +66,9 @@ def _parse_convert(argv):
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
-    frontend.add_run_options(p)
+    options.add_run_options(p)
     a = p.parse_args(argv)
-    a.workers = frontend.workers(a.workers, "--workers")
+    a.workers = options.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
     return a
 
@@ -79,13 +80,13 @@ def convert_main(argv):
         raise UserError("%s is not a directory; give the directory holding the "
                         "ILSVRC2012 tars" % a.dir)
     raw = os.path.join(top, "raw-data")
-    found = inputs.find_source(top, "auto")
+    found = discover.find_source(top, "auto")
     if found[0] == "tree":
         raise UserError("missing %s and %s in %s: put the ILSVRC2012 tars there (nothing "
-                        "is downloaded)" % (sources.TRAIN_TAR, sources.VAL_TAR, top))
+                        "is downloaded)" % (tarindex.TRAIN_TAR, tarindex.VAL_TAR, top))
     archive = os.path.join(top, bbox.ARCHIVE)
     if not os.path.isfile(archive) and found[0] in ("kaggle", "zip"):
-        archive = kaggle.find_annotations(top)   # the Kaggle copy carries the XMLs
+        archive = kagglezip.find_annotations(top)   # the Kaggle copy carries the XMLs
     if not a.no_boxes and not (archive and os.path.exists(archive)):
         raise UserError("missing %s: put the bounding box archive there, or pass "
                         "--no-boxes to convert without boxes"
@@ -97,14 +98,14 @@ def convert_main(argv):
     csv = ""
     if not a.no_boxes:
         csv = os.path.join(raw, bbox.CSV_NAME)
-        n = bbox.write_csv(archive, csv, set(slim.load_synsets(data.SYNSETS_FILE)))
+        n = bbox.write_csv(archive, csv, set(slim.load_synsets(shipped.SYNSETS_FILE)))
         sys.stderr.write("wrote %d boxes to %s\n" % (n, csv))
     with pool.Pool(a.workers) as runner:
         where = dict(source_dir=top)
         if a.extract:
             # validation images land in their synset folders directly, so there is
             # nothing left for preprocess_imagenet_validation_data.py to move
-            extract_raw(top, raw, data.SYNSETS_FILE, runner)
+            extract_raw(top, raw, shipped.SYNSETS_FILE, runner)
             where = dict(train_dir=os.path.join(raw, "train"),
                          val_dir=os.path.join(raw, "validation"))
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
@@ -119,15 +120,15 @@ def extract_main(argv):
                 "OUTDIR/validation/<synset>/; files already there are kept.")
     p.add_argument("outdir", metavar="OUTDIR", nargs="?", default="imagenet-data",
                    help="where to unpack (default ./imagenet-data)")
-    p.add_argument("synsets", metavar="SYNSETS_FILE", nargs="?", default=data.SYNSETS_FILE,
+    p.add_argument("synsets", metavar="SYNSETS_FILE", nargs="?", default=shipped.SYNSETS_FILE,
                    help="classes to unpack (default: the 1000 shipped synsets)")
     p.add_argument("--tars", metavar="DIR", help="directory holding the tars (default: "
                    "the parent of OUTDIR, as upstream)")
-    frontend.add_run_options(p, check=False)
+    options.add_run_options(p, check=False)
     a = p.parse_args(argv)
     outdir = os.path.abspath(a.outdir)
     tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)
-    with pool.Pool(frontend.workers(a.workers, "--workers")) as runner:
+    with pool.Pool(options.workers(a.workers, "--workers")) as runner:
         extract_raw(tars, outdir, a.synsets, runner)
     return 0
 
@@ -135,7 +136,7 @@ def extract_main(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("convert", "extract"):
-        sys.stderr.write("usage: python -m ilsvrc.cli_slim {convert,extract} ...\n")
+        sys.stderr.write("usage: python -m ilsvrc.cli.slim {convert,extract} ...\n")
         return 2
     if argv[0] == "convert":
         return main_guard(lambda: convert_main(argv[1:]), CONVERT)

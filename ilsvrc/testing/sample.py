@@ -1,6 +1,6 @@
 """Write a miniature ILSVRC2012 release, for the demo, the tests and the benchmarks.
 
-    python -m ilsvrc.sample DIR [--classes N] [--per-class N] [--val N] [--seed S]
+    python -m ilsvrc.testing.sample DIR [--classes N] [--per-class N] [--val N] [--seed S]
 
 DIR gets what a user downloads, shaped like the real thing:
   ILSVRC2012_img_train.tar   outer tar of <synset>.tar, each of <synset>_<id>.JPEG
@@ -20,9 +20,11 @@ import random
 import sys
 import tarfile
 
-from ilsvrc import data, jpegenc
+from ilsvrc import shipped
 
 # Real special images, so the re-encoding path runs on the sample.
+
+from ilsvrc.testing import jpegenc
 CMYK_SAMPLES = ("n01739381_1309.JPEG", "n02077923_14822.JPEG", "n07583066_647.JPEG")
 PNG_SAMPLE = "n02105855_2933.JPEG"
 ALWAYS = ("n01440764", "n15075141")  # first and last synsets: label 1 and 1000
@@ -144,7 +146,7 @@ def _size(rng, args):
 
 def pick_synsets(rng, count):
     special = sorted({n.split("_")[0] for n in CMYK_SAMPLES + (PNG_SAMPLE,)} | set(ALWAYS))
-    rest = [s for s in data.read_lines(data.SYNSETS_FILE) if s not in special]
+    rest = [s for s in shipped.read_lines(shipped.SYNSETS_FILE) if s not in special]
     if count <= len(special):
         return special[:count]
     return sorted(special + rng.sample(rest, count - len(special)))
@@ -207,7 +209,7 @@ def generate(out_dir, classes=6, per_class=5, val=12, seed=1, min_width=40,
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ilsvrc.sample",
+    p = argparse.ArgumentParser(prog="python -m ilsvrc.testing.sample",
                                 description="Write a miniature ILSVRC2012 release.")
     p.add_argument("out_dir")
     p.add_argument("--classes", type=int, default=6, help="training classes (default 6)")

@@ -1,0 +1,156 @@
+"""Indexing the release tars by offset: members found from their headers only, read
+later in place.
+
+The outer training tar's 1000 inner tars are indexed in parallel by the worker pool.
+Member rules, same as the upstream globs: training images are `*.JPEG` members at the
+top of each inner `<synset>.tar` (the synset is the inner tar's name without `.tar`),
+validation images are `*.JPEG` members at the top of the validation tar.  Other
+members are ignored.  Links, absolute names and names with `..` are refused, as are
+duplicates and members that run past the end of the file.
+"""
+
+import fnmatch
+import os
+import stat
+import tarfile
+
+from ilsvrc.errors import UserError
+from ilsvrc.listing import IMAGE_PATTERN, Listing
+
+TRAIN_TAR = "ILSVRC2012_img_train.tar"
+VAL_TAR = "ILSVRC2012_img_val.tar"
+
+
+class _Window:
+    """A read-only file object over bytes [start, start+length) of an open file."""
+
+    def __init__(self, f, start, length):
+        self._f, self._start, self._len, self._pos = f, start, length, 0
+
+    def read(self, n=-1):
+        left = self._len - self._pos
+        n = left if n is None or n < 0 else min(n, left)
+        data = os.pread(self._f.fileno(), n, self._start + self._pos) if n > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, pos, whence=0):
+        base = {0: 0, 1: self._pos, 2: self._len}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def seekable(self):
+        return True
+
+    def readable(self):
+        return True
+
+
+def _clean_name(name, where):
+    """Member name without a leading './'; refuse names that could escape a directory."""
+    while name.startswith("./"):
+        name = name[2:]
+    if name.startswith("/") or ".." in name.split("/"):
+        raise UserError("%s: member '%s' has an absolute path or '..'; refusing to read "
+                        "an archive that writes outside its directory." % (where, name))
+    return name
+
+
+def scan_tar(fileobj, where, total_size, want):
+    """Yield (name, data_offset, size) of regular top-level members matching `want`.
+
+    Offsets are relative to the start of `fileobj`.  Raises UserError for unsafe,
+    duplicate or truncated members and for a missing end-of-archive marker.
+    """
+    seen = set()
+    try:
+        tar = tarfile.open(fileobj=fileobj, mode="r:")
+        for info in tar:
+            name = _clean_name(info.name, where)
+            if info.isdir():
+                continue
+            if info.issym() or info.islnk():
+                raise UserError("%s: member '%s' is a link; refusing it (a release tar "
+                                "holds plain files only)." % (where, name))
+            if not info.isreg() or info.sparse is not None:
+                continue
+            if "/" in name or not fnmatch.fnmatchcase(name, want):
+                continue
+            if info.offset_data + info.size > total_size:
+                raise UserError("%s: truncated: member '%s' runs past the end of the "
+                                "file. Get a complete copy." % (where, name))
+            if name in seen:
+                raise UserError("%s: member '%s' appears twice; the archive is not a "
+                                "clean release copy." % (where, name))
+            seen.add(name)
+            yield name, info.offset_data, info.size
+        end = tar.offset
+    except tarfile.TarError as err:
+        raise UserError("%s: not a readable tar file (%s). Get a complete copy."
+                        % (where, err))
+    fileobj.seek(end)
+    if fileobj.read(1024) != bytes(1024):
+        raise UserError("%s: truncated: the archive has no end-of-archive marker. Get "
+                        "a complete copy." % where)
+
+
+def _open_tar_file(path):
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise UserError("cannot open %s: %s" % (path, err.strerror))
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise UserError("%s is not a regular file" % path)
+    return f
+
+
+def _index_inner(job):
+    """Worker: index one inner tar of the training tar."""
+    path, inner_name, start, length = job
+    where = "%s: %s" % (path, inner_name)
+    with _open_tar_file(path) as f:
+        members = [(name, start + off, size) for name, off, size in
+                   scan_tar(_Window(f, start, length), where, length, IMAGE_PATTERN)]
+    if not members:
+        raise UserError("%s: holds no *.JPEG images (empty class tar). Get a complete "
+                        "copy of %s." % (where, os.path.basename(path)))
+    return members
+
+
+def index_train_tar(path, runner):
+    """Listing of the training tar: outer members `<synset>.tar`, each indexed in place."""
+    listing = Listing("train")
+    with _open_tar_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        inner = list(scan_tar(_Window(f, 0, size), path, size, "*.tar"))
+    if not inner:
+        raise UserError("%s holds no <synset>.tar members; is it the ILSVRC2012 "
+                        "training tar?" % path)
+    jobs = [(path, name, off, length) for name, off, length in inner]
+    results = {}
+    for job, members in runner.run(_index_inner, jobs):
+        results[job[1]] = members
+    listing.containers = [path]
+    listing.inner_tars = True
+    for name, _, _ in inner:                  # keep the tar's own order
+        group = name[:-len(".tar")]
+        for member, off, length in results[name]:
+            listing.add(member, group, 0, off, length)
+    return listing
+
+
+def index_flat_tar(path, split="validation"):
+    """Listing of a flat tar of `*.JPEG` members (the validation tar)."""
+    listing = Listing(split)
+    with _open_tar_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        for name, off, length in scan_tar(_Window(f, 0, size), path, size, IMAGE_PATTERN):
+            listing.add(name, "", 0, off, length)
+    listing.containers = [path]
+    return listing
+
+
