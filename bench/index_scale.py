@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import official, shipped, tarindex  # noqa: E402
+from ilsvrc import official, resume, shipped, tarindex  # noqa: E402
 from ilsvrc.listing import Listing  # noqa: E402
 
 N_TRAIN = 1281167
@@ -66,7 +66,7 @@ def main(argv):
     out["plan_bytes_per_member"] = plan_bytes / (n + N_VAL)
     t = time.monotonic()
     for split in splits:
-        split.fingerprint("header")
+        resume.fingerprint(split, "header")
     out["fingerprint_s"] = time.monotonic() - t
     t = time.monotonic()
     largest = 0

@@ -177,3 +177,18 @@ def decode(data, copy=True):
                     values = _decode_list(kind, v, copy)
             features[key] = (kind, values)
     return features
+
+
+# --------------------------------------------------------------------------- shared
+
+def common_features(encoded, height, width, filename):
+    """The seven features both formats share (spec §2.7, §4.6)."""
+    return {
+        "image/height": (INT64, [height]),
+        "image/width": (INT64, [width]),
+        "image/colorspace": (BYTES, [b"RGB"]),
+        "image/channels": (INT64, [3]),
+        "image/format": (BYTES, [b"JPEG"]),
+        "image/filename": (BYTES, [filename.encode("utf-8")]),
+        "image/encoded": (BYTES, [encoded]),
+    }

@@ -11,7 +11,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import discover, features, plan, shipped, verify, write
+from ilsvrc import discover, features, plan, shipped, verify
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -49,27 +49,25 @@ def make_splits(train, val, label_lines, label_file, out_dir):
         raise UserError(str(err))
     labels = plan.labels_from_synsets(list(label_lines) + train.group_names)
 
+    def class_features(synset):
+        return {"image/class/label": (I, [labels[synset]]),
+                "image/class/synset": (B, [synset.encode("utf-8")])}
+
     def train_item(j):
         i = train_order[j]
-        path, offset, size, where = train.locate(i)
-        synset = train.group_of(i)
-        return (path, offset, size, where, train.relpath(i),
-                {"image/class/label": (I, [labels[synset]]),
-                 "image/class/synset": (B, [synset.encode("utf-8")])})
+        return plan.PlannedImage(*train.locate(i), train.relpath(i),
+                                 class_features(train.group_of(i)))
 
     def val_item(j):
         i = val_order[j]
-        path, offset, size, where = val.locate(i)
-        synset = val_synsets[j]
-        return (path, offset, size, where, val.names[i],
-                {"image/class/label": (I, [labels[synset]]),
-                 "image/class/synset": (B, [synset.encode("utf-8")])})
+        return plan.PlannedImage(*val.locate(i), val.names[i],
+                                 class_features(val_synsets[j]))
 
     return [
-        write.Split("train", os.path.join(out_dir, "train"),
-                    plan.ceil_shards(len(train), TRAIN_SHARDS), train_item, len(train)),
-        write.Split("validation", os.path.join(out_dir, "validation"),
-                    plan.ceil_shards(len(val), VAL_SHARDS), val_item, len(val)),
+        plan.Split("train", os.path.join(out_dir, "train"),
+                   plan.ceil_shards(len(train), TRAIN_SHARDS), train_item, len(train)),
+        plan.Split("validation", os.path.join(out_dir, "validation"),
+                   plan.ceil_shards(len(val), VAL_SHARDS), val_item, len(val)),
     ], len(labels)
 
 

@@ -1,12 +1,14 @@
-"""Pure planning functions: order, shard boundaries, labels (spec §2.3-2.5, §4.3-4.5).
+"""Pure planning: order, shard boundaries, labels, and the planned splits and images.
 
 Listings are sorted before any seeded shuffle (decision A2), so the same images give
 the same shards on every machine, whatever order the filesystem or tar lists them in.
 """
 
 import math
+import os
 import random
 import re
+from typing import NamedTuple
 
 
 def seeded_permutation(n, seed):
@@ -91,3 +93,40 @@ def validation_synsets(names, label_lines, label_file):
             "ILSVRC2012 number to match them by. Give a label file with one synset per "
             "image, in sorted file-name order." % (label_file, len(label_lines), len(names)))
     return list(label_lines)
+
+
+class PlannedImage(NamedTuple):
+    """One image of the plan: where its bytes are and what its record holds beside them."""
+    container: object   # what holds the bytes: a path (tar, zip or the image file itself)
+    offset: int         # where the bytes start in the container
+    size: int           # how many bytes; -1: the whole file
+    where: str          # names the image in messages
+    relpath: str        # '<synset>/<name>' or '<name>'; its basename is image/filename
+    features: dict      # the format's own features of this image: {key: (kind, values)}
+
+
+def shard_name(prefix, k, num_shards):
+    return "%s-%05d-of-%05d" % (prefix, k, num_shards)
+
+
+class Split:
+    """One output split: where its shards go and which items each holds.
+
+    `ranges[k]` is the (start, end) slice of planned positions in shard k and
+    `item(j)` builds the PlannedImage at planned position j.
+    """
+
+    def __init__(self, prefix, out_dir, ranges, item, count):
+        self.prefix, self.out_dir, self.ranges, self.item = prefix, out_dir, ranges, item
+        self.count = count
+
+    @property
+    def num_shards(self):
+        return len(self.ranges)
+
+    def path(self, k):
+        return os.path.join(self.out_dir, shard_name(self.prefix, k, self.num_shards))
+
+    def shard_items(self, k):
+        start, end = self.ranges[k]
+        return [self.item(j) for j in range(start, end)]

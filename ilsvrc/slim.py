@@ -16,7 +16,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import discover, features, plan, shipped, tree, verify, write
+from ilsvrc import discover, features, plan, shipped, tree, verify
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -198,7 +198,7 @@ def _features(synset, label, text, boxes):
 
 def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_threads,
                metadata_file="metadata file", log=sys.stderr):
-    """A write.Split for one split (spec §4.3-4.5)."""
+    """A plan.Split for one split (spec §4.3-4.5)."""
     labels = {s: k + 1 for k, s in enumerate(synsets)}
     base = listing_order(listing, synsets)
     if not base:
@@ -218,15 +218,14 @@ def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_
 
     def item(j):
         i = order[j]
-        path, offset, size, where = listing.locate(i)
         synset = listing.group_of(i)
-        return (path, offset, size, where, listing.relpath(i),
-                _features(synset, labels[synset], texts[synset],
-                          boxes.get(listing.names[i], ())))
+        return plan.PlannedImage(*listing.locate(i), listing.relpath(i),
+                                 _features(synset, labels[synset], texts[synset],
+                                           boxes.get(listing.names[i], ())))
 
-    return write.Split(prefix, out_dir, plan.thread_shards(len(order), num_shards,
-                                                           num_threads),
-                       item, len(order))
+    return plan.Split(prefix, out_dir, plan.thread_shards(len(order), num_shards,
+                                                          num_threads),
+                      item, len(order))
 
 
 def make_splits(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,

@@ -87,9 +87,10 @@ def verify_shard(job):
     return n
 
 
-def _expected(split, k):
-    return [(relpath.rsplit("/", 1)[-1], static["image/class/label"][1][0])
-            for _, _, _, _, relpath, static in split.shard_items(k)]
+def expected(split, k):
+    """What shard k of `split` must hold: [(image/filename, image/class/label)]."""
+    return [(item.relpath.rsplit("/", 1)[-1], item.features["image/class/label"][1][0])
+            for item in split.shard_items(k)]
 
 
 def _verify_job(job):
@@ -112,7 +113,7 @@ def verify_splits(splits, schema, label_range, runner, with_plan=True):
     """Verify every shard of every split; return {prefix: records}."""
     counts = {split.prefix: 0 for split in splits}
     jobs = ((split.prefix, (split.path(k), schema, label_range,
-                            _expected(split, k) if with_plan else None))
+                            expected(split, k) if with_plan else None))
             for split in splits for k in range(split.num_shards))
     for (prefix, _), n in runner.run(_verify_job, jobs):
         counts[prefix] += n

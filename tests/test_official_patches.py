@@ -14,7 +14,7 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import discover, features, gcs, image, jpeg, official, plan, pool, shipped, tarindex, write
+from ilsvrc import discover, features, gcs, image, jpeg, official, plan, pool, shipped, tarindex
 from ilsvrc.listing import Listing
 from ilsvrc.errors import UserError
 
@@ -49,7 +49,7 @@ def _items(split):
 # ------------------------------------------------------------------ P1, DOC-L177/179/187/189
 
 def test_text_features_are_utf8_bytes():
-    feats = write.common_features(b"\xff\xd8jpeg", 7, 9, "caf\u00e9_1.JPEG")
+    feats = features.common_features(b"\xff\xd8jpeg", 7, 9, "caf\u00e9_1.JPEG")
     kinds = {k: kind for k, (kind, _) in feats.items()}
     for key, (kind, values) in feats.items():
         if kind == features.BYTES:
@@ -62,7 +62,7 @@ def test_text_features_are_utf8_bytes():
     splits, _ = official.make_splits(train, val, ["n01440764"], "L", "/out")
     for split in splits:
         for item in _items(split):
-            assert item[5]["image/class/synset"] == (features.BYTES, [b"n01440764"])
+            assert item.features["image/class/synset"] == (features.BYTES, [b"n01440764"])
 
 
 # ------------------------------------------------------------------ P6, DOC-L58
@@ -103,8 +103,8 @@ def test_label_dict_built_from_str_synsets_only(sample_release):
     assert num_labels == len(labels)
     for split in splits:
         for item in _items(split):
-            synset = item[5]["image/class/synset"][1][0]
-            assert item[5]["image/class/label"][1] == [labels[synset.decode("ascii")]]
+            synset = item.features["image/class/synset"][1][0]
+            assert item.features["image/class/label"][1] == [labels[synset.decode("ascii")]]
 
 
 # ------------------------------------------------------------------ P11
@@ -174,7 +174,7 @@ def test_training_plan_independent_of_listing_order():
     # and the order is upstream's shuffle of the path-sorted list
     paths = sorted("%s/%s" % p for p in pairs)
     want = plan.apply_order(paths, plan.seeded_permutation(len(paths), 0))
-    assert [it[4] for it in _items(a[0])] == want
+    assert [it.relpath for it in _items(a[0])] == want
 
 
 # ------------------------------------------------------------------ A8
@@ -229,7 +229,7 @@ def test_upload_puts_both_splits_flat_under_one_prefix(tmp_path, monkeypatch):
         d = tmp_path / split
         d.mkdir()
         for k in range(n - 1, -1, -1):
-            (d / write.shard_name(split, k, n)).write_bytes(b"")
+            (d / plan.shard_name(split, k, n)).write_bytes(b"")
         (d / (".%s-of-%05d.plan" % (split, n))).write_text("x\n")   # state file stays
         dirs.append((str(d), split))
     gcs.upload(dirs, "gs://bucket/run/1", "proj", log=io.StringIO())

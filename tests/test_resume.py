@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import REPO, run_cmd
-from ilsvrc import official, pool, write
+from ilsvrc import fsutil, official, pool, write
 from ilsvrc.testing import sample
 
 
@@ -145,7 +145,7 @@ def test_main_process_never_imports_tensorflow(release, tmp_path):
 def test_finisher_renames_after_flush_and_reports_errors(tmp_path):
     done = [str(tmp_path / ("s-%d" % k)) for k in range(3)]
     for path in done:
-        with open(write._partial(path), "wb") as f:
+        with open(fsutil.partial_path(path), "wb") as f:
             f.write(b"records")
     fin = write.Finisher()
     for path in done:
@@ -156,7 +156,7 @@ def test_finisher_renames_after_flush_and_reports_errors(tmp_path):
     # shards queued after it are discarded, not renamed
     fin = write.Finisher()
     later = str(tmp_path / "t-1")
-    open(write._partial(later), "wb").close()
+    open(fsutil.partial_path(later), "wb").close()
     with pytest.raises(write.UserError, match="t-0"):
         fin.add(str(tmp_path / "t-0"))
         fin.add(later)            # raises at once if the error is already known

@@ -62,7 +62,7 @@ def test_slim_text_features_are_utf8_bytes(tmp_path):
                             "/out", 2, 1, log=io.StringIO())
     seen = set()
     for item in _items(split):
-        feats = item[5]
+        feats = item.features
         for key, (kind, values) in feats.items():
             if kind == features.BYTES:
                 assert all(isinstance(v, bytes) for v in values), key
@@ -124,7 +124,7 @@ def test_slim_plan_independent_of_listing_order():
     listed = ["%s/%s" % (s, n) for s in synsets
               for n in sorted(n for g, n in pairs if g == s)]
     want = plan.apply_order(listed, plan.seeded_permutation(len(listed), 12345))
-    assert [it[4] for it in plans[0]] == want
+    assert [it.relpath for it in plans[0]] == want
 
 
 # ------------------------------------------------------------------ P4, P11, P12, P14

@@ -20,7 +20,7 @@ import re
 import sys
 import time
 
-from ilsvrc import discover, formats, official, pool, shipped, slim, verify, write
+from ilsvrc import discover, formats, official, plan, pool, shipped, slim, verify
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 
@@ -82,7 +82,7 @@ def inventory(fmt, out_dir):
         for prefix, num in entries:
             missing = []
             for k in range(num):
-                name = write.shard_name(prefix, k, num)
+                name = plan.shard_name(prefix, k, num)
                 expected.add(name)
                 if name in names:
                     shards.append((prefix, k, os.path.join(directory, name)))
@@ -152,7 +152,7 @@ def check_shards(fmt, shards, splits, runner, log):
     counts = {prefix: 0 for _, prefix, _ in fmt.layout}
     problems = []
     jobs = ((prefix, k, (path, fmt.schema, fmt.label_range,
-                         verify._expected(plans[prefix], k) if prefix in plans else None))
+                         verify.expected(plans[prefix], k) if prefix in plans else None))
             for prefix, k, path in shards)
     start = last = time.monotonic()
     done = nbytes = 0
