@@ -32,9 +32,6 @@ CSV_NAME = "imagenet_2012_bounding_boxes.csv"
 PROGRESS_EVERY = 5000
 
 
-class BoxError(UserError):
-    pass
-
 
 def _nth_text(root, tag, k):
     """(found, text) of the k-th `tag` element in document order."""
@@ -52,8 +49,8 @@ def _int(root, tag, k, where):
     try:
         return int(text)
     except (TypeError, ValueError):
-        raise BoxError("%s: <%s> number %d is '%s', not an integer. Fix or remove the "
-                       "file." % (where, tag, k + 1, (text or "").strip()))
+        raise UserError("%s: <%s> number %d is '%s', not an integer. Fix or remove the "
+                        "file." % (where, tag, k + 1, (text or "").strip()))
 
 
 def parse(data, where):
@@ -61,7 +58,7 @@ def parse(data, where):
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as err:
-        raise BoxError("%s: not well-formed XML (%s). Fix or remove the file." % (where, err))
+        raise UserError("%s: not well-formed XML (%s). Fix or remove the file." % (where, err))
     corners = []
     while True:
         k = len(corners)
@@ -70,16 +67,16 @@ def parse(data, where):
             break
         rest = [_int(root, tag, k, where) for tag in ("ymin", "xmax", "ymax")]
         if None in rest:
-            raise BoxError("%s: box %d has an xmin but no ymin, xmax or ymax. Fix or "
-                           "remove the file." % (where, k + 1))
+            raise UserError("%s: box %d has an xmin but no ymin, xmax or ymax. Fix or "
+                            "remove the file." % (where, k + 1))
         corners.append((xmin,) + tuple(rest))
     width = height = None
     if corners:  # like upstream, the size is only read for files with boxes
         width, height = _int(root, "width", 0, where), _int(root, "height", 0, where)
         if not (width and height and width > 0 and height > 0):
-            raise BoxError("%s: the image size (<width>, <height>) is missing or not "
-                           "positive, so its boxes cannot be scaled. Fix or remove the "
-                           "file." % where)
+            raise UserError("%s: the image size (<width>, <height>) is missing or not "
+                            "positive, so its boxes cannot be scaled. Fix or remove the "
+                            "file." % where)
     return width, height, _nth_text(root, "name", 0)[1], corners
 
 

@@ -1,5 +1,7 @@
-"""`build.sh --extract`: unpack the release tars into DIR/train/<synset>/ and
-DIR/validation/, as the seed README describes, straight from the index.
+"""Extraction on disk: `build.sh --extract` unpacks the release tars into
+DIR/train/<synset>/ and DIR/validation/ straight from the index, and
+preprocess_imagenet_validation_data.py sorts a flat validation directory into
+<synset>/ folders.
 
 Every file is written under a temporary name and renamed when complete; a file that
 is already there with the right size is kept, so an interrupted extraction resumes.
@@ -11,7 +13,7 @@ import fnmatch
 import os
 import shutil
 
-from ilsvrc import containers
+from ilsvrc import containers, shipped
 from ilsvrc.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
 
@@ -83,3 +85,39 @@ def extract(train, val, raw_dir, label_file, runner):
     if label_file is not None and not os.path.exists(target):
         shutil.copyfile(label_file, target)
     return total
+
+
+# --------------------------------------------------------------------------- sorting
+
+class MissingImage(UserError):
+    pass
+
+
+def sort_validation(val_dir, label_file):
+    """Move `val_dir/ILSVRC2012_val_%08d.JPEG` into `val_dir/<synset>/` (spec §6).
+
+    Re-runnable: images already in their synset folder are left there.  Every image
+    is looked for before anything moves.  Returns the number of files moved.
+    """
+    labels = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
+    for k, s in enumerate(labels):
+        if not s:
+            raise UserError("%s line %d is empty; expected one synset per line"
+                            % (label_file, k + 1))
+    moves = []
+    for k, synset in enumerate(labels):
+        name = "ILSVRC2012_val_%08d.JPEG" % (k + 1)
+        src, dst = os.path.join(val_dir, name), os.path.join(val_dir, synset, name)
+        if os.path.isfile(src):
+            moves.append((src, dst))
+        elif not os.path.isfile(dst):
+            raise MissingImage("failed to find %s (nor %s). Extract ILSVRC2012_img_val.tar "
+                            "into %s first." % (src, dst, val_dir))
+    try:
+        for synset in sorted(set(labels)):
+            os.makedirs(os.path.join(val_dir, synset), exist_ok=True)
+        for src, dst in moves:
+            os.replace(src, dst)
+    except OSError as err:
+        raise UserError("cannot sort %s: %s" % (val_dir, err.strerror or err))
+    return len(moves)

@@ -31,9 +31,6 @@ CMYK_IMAGES = frozenset((
 CHECKS = ("header", "decode")
 
 
-class ImageError(UserError):
-    pass
-
 
 def special_kind(relpath):
     """'png', 'cmyk' or None.  PNG: substring of the path; CMYK: basename equality."""
@@ -72,7 +69,7 @@ def _tf_message(err):
 
 
 def prepare(data, relpath, check="header", where=None):
-    """Return (encoded_bytes, height, width); ImageError naming `where` on failure."""
+    """Return (encoded_bytes, height, width); UserError naming `where` on failure."""
     where = where or relpath
     kind = special_kind(relpath)
     try:
@@ -83,12 +80,12 @@ def prepare(data, relpath, check="header", where=None):
         else:
             height, width, _ = jpeg.header_info(data)
     except jpeg.BadImage as err:
-        raise ImageError("%s: %s. Replace the file with a good copy (or choose the "
-                         "'decode' image check to let TensorFlow judge it)." % (where, err))
+        raise UserError("%s: %s. Replace the file with a good copy (or choose the "
+                        "'decode' image check to let TensorFlow judge it)." % (where, err))
     except Exception as err:  # TensorFlow decode/encode errors
         if type(err).__module__.startswith("tensorflow") or isinstance(err, ValueError):
             msg = _tf_message(err)
-            raise ImageError("%s: cannot be decoded as %s (%s). Replace the file with a "
-                             "good copy." % (where, "PNG" if kind == "png" else "JPEG", msg))
+            raise UserError("%s: cannot be decoded as %s (%s). Replace the file with a "
+                            "good copy." % (where, "PNG" if kind == "png" else "JPEG", msg))
         raise
     return data, height, width

@@ -11,7 +11,8 @@ import os
 import sys
 from array import array
 
-from ilsvrc import discover, features, plan, shipped, verify
+from ilsvrc import convert as conversion
+from ilsvrc import discover, features, plan, shipped
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -71,17 +72,37 @@ def make_splits(train, val, label_lines, label_file, out_dir):
     ], len(labels)
 
 
-def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
-            label_file=None, log=sys.stderr):
-    """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
+def read_source(raw_dir, runner, source="auto", label_file=None, log=None):
+    """The (train, validation) listings under raw_dir, and the planner's options
+    (the validation label file: label_file, else the one label_file_for finds)."""
     found = discover.find_source(raw_dir, source)
     label_file = label_file or label_file_for(raw_dir)
     label_lines = shipped.read_lines(label_file, "validation label file")
-    log.write("reading %s (%s); validation labels from %s\n" % (raw_dir, found[0], label_file))
-    train, val = discover.list_source(found, runner)
-    splits, num_labels = make_splits(train, val, label_lines, label_file, out_dir)
-    log.write("%d training and %d validation images -> %s\n"
-              % (splits[0].count, splits[1].count, out_dir))
-    stats = verify.write_and_verify(splits, SCHEMA, num_labels, runner, check, do_verify,
-                                    log)
-    return splits, stats
+    if log:
+        log.write("reading %s (%s); validation labels from %s\n"
+                  % (raw_dir, found[0], label_file))
+    options = dict(label_lines=label_lines, label_file=label_file)
+    return discover.list_source(found, runner), options
+
+
+def plan_listings(listings, out_dir, log=None, label_lines=(), label_file=""):
+    """The planner of FORMAT: make_splits over both listings, said on `log`."""
+    splits, num_labels = make_splits(*listings, label_lines, label_file, out_dir)
+    if log:
+        log.write("%d training and %d validation images -> %s\n"
+                  % (splits[0].count, splits[1].count, out_dir))
+    return splits, num_labels
+
+
+FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
+                           (("train", "train", TRAIN_SHARDS),
+                            ("validation", "validation", VAL_SHARDS)),
+                           plan_listings)
+
+
+def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
+            label_file=None, log=sys.stderr):
+    """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
+    listings, options = read_source(raw_dir, runner, source, label_file, log)
+    return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
+                              **options)

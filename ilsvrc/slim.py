@@ -16,14 +16,13 @@ import os
 import sys
 from array import array
 
-from ilsvrc import discover, features, plan, shipped, tree, verify
+from ilsvrc import convert as conversion
+from ilsvrc import discover, features, plan, shipped, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
 TRAIN_SHARDS, VAL_SHARDS, NUM_THREADS = 1024, 128, 8
 SEED = 12345
-BOX_KEYS = ("image/object/bbox/xmin", "image/object/bbox/ymin",
-            "image/object/bbox/xmax", "image/object/bbox/ymax")
 SCHEMA = {
     "image/height": I, "image/width": I, "image/colorspace": B, "image/channels": I,
     "image/class/label": I, "image/class/synset": B, "image/class/text": B,
@@ -100,10 +99,6 @@ def load_boxes(path):
 
 # --------------------------------------------------------------------------- sources
 
-class MissingImage(UserError):
-    pass
-
-
 def by_synset(flat, label_file):
     """A flat validation listing regrouped under each image's synset (label file)."""
     label_lines = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
@@ -135,36 +130,6 @@ def tree_listings(train_dir, val_dir):
         if not os.path.isdir(d):
             raise UserError("%s is not a directory (expected <synset>/*.JPEG inside)" % d)
     return tree.list_tree_train(train_dir), tree.list_tree_train(val_dir)
-
-
-def sort_validation(val_dir, label_file):
-    """Move `val_dir/ILSVRC2012_val_%08d.JPEG` into `val_dir/<synset>/` (spec §6).
-
-    Re-runnable: images already in their synset folder are left there.  Every image
-    is looked for before anything moves.  Returns the number of files moved.
-    """
-    labels = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
-    for k, s in enumerate(labels):
-        if not s:
-            raise UserError("%s line %d is empty; expected one synset per line"
-                            % (label_file, k + 1))
-    moves = []
-    for k, synset in enumerate(labels):
-        name = "ILSVRC2012_val_%08d.JPEG" % (k + 1)
-        src, dst = os.path.join(val_dir, name), os.path.join(val_dir, synset, name)
-        if os.path.isfile(src):
-            moves.append((src, dst))
-        elif not os.path.isfile(dst):
-            raise MissingImage("failed to find %s (nor %s). Extract ILSVRC2012_img_val.tar "
-                            "into %s first." % (src, dst, val_dir))
-    try:
-        for synset in sorted(set(labels)):
-            os.makedirs(os.path.join(val_dir, synset), exist_ok=True)
-        for src, dst in moves:
-            os.replace(src, dst)
-    except OSError as err:
-        raise UserError("cannot sort %s: %s" % (val_dir, err.strerror or err))
-    return len(moves)
 
 
 # --------------------------------------------------------------------------- plan
@@ -228,11 +193,12 @@ def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_
                       item, len(order))
 
 
-def make_splits(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
+def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
                 labels_file=shipped.SYNSETS_FILE, metadata_file=shipped.METADATA_FILE,
                 bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
                 val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr):
-    """Plan both splits: (splits, number of labels).
+    """The (train, validation) listings and the planner's options (the label, text
+    and box tables, the layout).
 
     Reads the images under source_dir (tars or Kaggle copy) when given, else the trees
     train_dir and val_dir.  bbox_file '' means no boxes (empty box lists).
@@ -244,9 +210,18 @@ def make_splits(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
     log.write("%d bounding boxes for %d images in %s\n"
               % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
     if source_dir is not None:
-        train, val = source_listings(source_dir, runner, val_label_file)
+        listings = source_listings(source_dir, runner, val_label_file)
     else:
-        train, val = tree_listings(train_dir, val_dir)
+        listings = tree_listings(train_dir, val_dir)
+    return listings, dict(synsets=synsets, texts=texts, boxes=boxes,
+                          metadata_file=metadata_file, train_shards=train_shards,
+                          val_shards=val_shards, num_threads=num_threads)
+
+
+def plan_listings(listings, out_dir, log, synsets, texts, boxes, metadata_file,
+                  train_shards, val_shards, num_threads):
+    """The planner of FORMAT: validation then training, as upstream writes them."""
+    train, val = listings
     splits = [plan_split("validation", val, synsets, texts, boxes, out_dir, val_shards,
                          num_threads, metadata_file, log),
               plan_split("train", train, synsets, texts, boxes, out_dir, train_shards,
@@ -254,14 +229,24 @@ def make_splits(out_dir, runner, train_dir=None, val_dir=None, source_dir=None,
     return splits, len(synsets)
 
 
+FORMAT = conversion.Format("slim", SCHEMA, (1, 1000),
+                           (("", "train", TRAIN_SHARDS), ("", "validation", VAL_SHARDS)),
+                           plan_listings)
+
+
+def make_splits(out_dir, runner, log=sys.stderr, **where):
+    """Plan both splits: (splits, number of labels); `where` as for read_source."""
+    listings, options = read_source(runner, log=log, **where)
+    return plan_listings(listings, out_dir, log, **options)
+
+
 def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, **where):
     """The whole slim conversion; returns (splits, stats).  `where` and the layout
-    options are those of make_splits."""
+    options are those of read_source."""
     if not os.path.isdir(out_dir):
         raise UserError("output directory %s does not exist; create it first (the slim "
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)
-    splits, num_labels = make_splits(out_dir, runner, log=log, **where)
-    stats = verify.write_and_verify(splits, SCHEMA, num_labels, runner, check, do_verify,
-                                    log)
-    return splits, stats
+    listings, options = read_source(runner, log=log, **where)
+    return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
+                              **options)

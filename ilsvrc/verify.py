@@ -14,9 +14,6 @@ from ilsvrc import features, tfrecord
 from ilsvrc.errors import UserError
 
 
-class VerifyError(UserError):
-    pass
-
 
 def _records(path):
     try:
@@ -61,7 +58,7 @@ def verify_shard(job):
             try:
                 feats = features.decode(payload, copy=False)
             except features.DecodeError as err:
-                raise VerifyError("%s: not an Example (%s)" % (where, err))
+                raise UserError("%s: not an Example (%s)" % (where, err))
             problems = check_record(feats, schema, label_range)
             if expected is not None:
                 if n >= len(expected):
@@ -74,16 +71,16 @@ def verify_shard(job):
                         problems.append("holds %s label %d, planned %s label %d"
                                         % (got + tuple(expected[n])))
             if problems:
-                raise VerifyError("%s: %s" % (where, "; ".join(problems)))
+                raise UserError("%s: %s" % (where, "; ".join(problems)))
             n += 1
     except tfrecord.CorruptRecord as err:
-        raise VerifyError("%s: corrupt after %d good records (%s). Delete it and rerun "
-                          "the conversion to rewrite it." % (path, n, err))
+        raise UserError("%s: corrupt after %d good records (%s). Delete it and rerun "
+                        "the conversion to rewrite it." % (path, n, err))
     except FileNotFoundError:
-        raise VerifyError("%s is missing. Rerun the conversion to write it." % path)
+        raise UserError("%s is missing. Rerun the conversion to write it." % path)
     if expected is not None and n != len(expected):
-        raise VerifyError("%s holds %d records, planned %d. Delete it and rerun the "
-                          "conversion." % (path, n, len(expected)))
+        raise UserError("%s holds %d records, planned %d. Delete it and rerun the "
+                        "conversion." % (path, n, len(expected)))
     return n
 
 
@@ -97,18 +94,6 @@ def _verify_job(job):
     return verify_shard(job[1])
 
 
-def write_and_verify(splits, schema, num_labels, runner, check, do_verify, log):
-    """The end of every conversion: write the splits' shards, then (unless told not
-    to) verify them against the plan.  Returns write.write_splits' totals."""
-    from ilsvrc import write
-    stats = write.write_splits(splits, runner, check, label="converting")
-    if do_verify:
-        counts = verify_splits(splits, schema, (1, num_labels), runner)
-        log.write("verified: %s records, every image once with its label\n"
-                  % " and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits))
-    return stats
-
-
 def verify_splits(splits, schema, label_range, runner, with_plan=True):
     """Verify every shard of every split; return {prefix: records}."""
     counts = {split.prefix: 0 for split in splits}
@@ -119,7 +104,7 @@ def verify_splits(splits, schema, label_range, runner, with_plan=True):
         counts[prefix] += n
     for split in splits:
         if with_plan and counts[split.prefix] != split.count:
-            raise VerifyError("%s: %d records in %s, planned %d"
-                              % (split.prefix, counts[split.prefix], split.out_dir,
-                                 split.count))
+            raise UserError("%s: %d records in %s, planned %d"
+                            % (split.prefix, counts[split.prefix], split.out_dir,
+                               split.count))
     return counts

@@ -1,1 +1,2 @@
-"""The command-line front ends (argparse) and the engine options they share with the absl scripts."""
+"""The command-line front ends (argparse) and the engine options they share with
+the absl scripts."""

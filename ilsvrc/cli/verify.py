@@ -20,7 +20,7 @@ import re
 import sys
 import time
 
-from ilsvrc import discover, formats, official, plan, pool, shipped, slim, verify
+from ilsvrc import formats, official, plan, pool, slim, verify
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 
@@ -112,12 +112,8 @@ def inventory(fmt, out_dir):
 
 def official_plan(source, out_dir, runner, label_file, num_threads=None):
     """The splits build.sh would write from `source` (same label file rule)."""
-    found = discover.find_source(source, "auto")
-    label_file = label_file or official.label_file_for(source)
-    label_lines = shipped.read_lines(label_file, "validation label file")
-    train, val = discover.list_source(found, runner)
-    splits, _ = official.make_splits(train, val, label_lines, label_file, out_dir)
-    return splits
+    listings, options = official.read_source(source, runner, "auto", label_file)
+    return official.plan_listings(listings, out_dir, **options)[0]
 
 
 def slim_plan(source, out_dir, runner, label_file, num_threads=slim.NUM_THREADS):

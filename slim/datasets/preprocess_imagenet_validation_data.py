@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import slim  # noqa: E402
+from ilsvrc import extract  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UserError, main_guard, report  # noqa: E402
 
@@ -34,8 +34,8 @@ def run(args):
         raise UserError("%s is not a directory; extract ILSVRC2012_img_val.tar into it "
                         "first" % val_dir)
     try:
-        moved = slim.sort_validation(val_dir, label_file)
-    except slim.MissingImage as err:
+        moved = extract.sort_validation(val_dir, label_file)
+    except extract.MissingImage as err:
         report(err, PROG)
         return 255  # upstream's status for a missing image
     sys.stderr.write("%s: moved %d images into their synset folders\n" % (val_dir, moved))
