@@ -60,7 +60,7 @@ def main(argv):
     for listing, prefix, shards in ((train, "train", 1024), (val, "validation", 128)):
         d = os.path.join(out, prefix)
         os.makedirs(d, exist_ok=True)
-        src = listing.containers[0]
+        src = listing.containers[0].path
         for k, (a, b) in enumerate(plan.ceil_shards(len(listing), shards)):
             rel = "%s/%s-%05d-of-%05d" % (prefix, prefix, k, shards)
             members = [(listing.offset[i], listing.size[i]) for i in range(a, b)]

@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ilsvrc import official, resume, shipped, tarindex  # noqa: E402
+from ilsvrc.containers import Slices  # noqa: E402
 from ilsvrc.listing import Listing  # noqa: E402
 
 N_TRAIN = 1281167
@@ -28,14 +29,15 @@ N_VAL = 50000
 def synthetic(n_train, n_val):
     synsets = shipped.read_lines(shipped.SYNSETS_FILE)
     train = Listing("train")
-    train.containers, train.inner_tars = ["/data/" + tarindex.TRAIN_TAR], True
+    train.containers = [Slices("/data/" + tarindex.TRAIN_TAR)]
+    train.inner_tars = True
     offset = 10240
     for i in range(n_train):
         synset = synsets[i * len(synsets) // n_train]
         train.add("%s_%d.JPEG" % (synset, i % 1300 + 1), synset, 0, offset, 110000)
         offset += 110592
     val = Listing("validation")
-    val.containers = ["/data/" + tarindex.VAL_TAR]
+    val.containers = [Slices("/data/" + tarindex.VAL_TAR)]
     for k in range(1, n_val + 1):
         val.add("ILSVRC2012_val_%08d.JPEG" % k, "", 0, k * 131072, 130000)
     return train, val, synsets

@@ -1,4 +1,4 @@
-"""Bounding boxes: ILSVRC2012 annotation XMLs -> TF-slim's CSV (spec §5).
+"""Bounding boxes: ILSVRC2012 annotation XMLs -> TF-slim's CSV.
 
 One CSV line per kept box, `<image>.JPEG,xmin,ymin,xmax,ymax`, coordinates relative to
 the annotated image size, `%.4f`.  The rules follow upstream's process_bounding_boxes.py,
@@ -150,7 +150,8 @@ def _from_archive(path):
 
 def _from_zip(path):
     """Training XMLs of a Kaggle zip: members under ILSVRC/Annotations/CLS-LOC/train/."""
-    from ilsvrc import kagglezip
+    from ilsvrc import containers, kagglezip
+    archive, reader = containers.ZipMembers(path), containers.Reader()
     marker = "/".join(kagglezip.ANNOTATIONS) + "/"
     found = []
     for name, offset, csize in kagglezip.zip_members(path):
@@ -160,7 +161,7 @@ def _from_zip(path):
     for rel, offset, csize in sorted(found):
         sub, base = rel.split("/")
         yield (sub, base, "%s: %s" % (path, rel),
-               lambda o=offset, c=csize: kagglezip.read_member(path, o, c))
+               lambda o=offset, c=csize: reader.read(archive, o, c))
 
 
 def annotations(source):

@@ -6,18 +6,17 @@ Two forms are read:
     lays it out;
   * the downloaded zip `imagenet-object-localization-challenge.zip` in place, when it
     holds `ILSVRC/...` directly: members are found through the zip's central directory
-    (parsed here into compact columns, ZIP64 included) and each image is read from its
-    local header, inflated if it is deflated, and checked against its CRC-32.
+    (parsed here into compact columns, ZIP64 included); containers.ZipMembers reads
+    each image from its local header, inflates it and checks its CRC-32.
 Older zips that wrap everything in a .tar.gz cannot be read in place (a gzip stream has
 no random access): metalhead/prepare.py unpacks them once.
 """
 
 import os
 import struct
-import zlib
 
+from ilsvrc.containers import ZipMembers, zip_damaged
 from ilsvrc.errors import UserError
-from ilsvrc.containers import ZipArchive
 from ilsvrc.listing import IMAGE_PATTERN, Listing
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
@@ -40,12 +39,7 @@ def find_zip(raw_dir):
 # --------------------------------------------------------------------------- zip index
 
 _EOCD, _EOCD64_LOC, _EOCD64 = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
-_CENTRAL, _LOCAL = b"PK\x01\x02", b"PK\x03\x04"
-
-
-def _bad(path, what):
-    return UserError("%s: %s. The download is incomplete or damaged: rerun "
-                     "metalhead/download.sh to finish it." % (path, what))
+_CENTRAL = b"PK\x01\x02"
 
 
 def _central_directory(f, path):
@@ -55,17 +49,17 @@ def _central_directory(f, path):
     tail = os.pread(f.fileno(), tail_len, end - tail_len)
     at = tail.rfind(_EOCD)
     if at < 0:
-        raise _bad(path, "not a zip file, or truncated (no end-of-central-directory record)")
+        raise zip_damaged(path, "not a zip file, or truncated (no end-of-central-directory record)")
     entries, cd_size, cd_off = struct.unpack_from("<HII", tail, at + 10)
     loc = tail.rfind(_EOCD64_LOC, 0, at)
     if loc >= 0 and at - loc == 20:
         (eocd64,) = struct.unpack_from("<Q", tail, loc + 8)
         rec = os.pread(f.fileno(), 56, eocd64)
         if rec[:4] != _EOCD64:
-            raise _bad(path, "broken ZIP64 end record")
+            raise zip_damaged(path, "broken ZIP64 end record")
         entries, cd_size, cd_off = struct.unpack_from("<QQQ", rec, 32)
     if cd_off + cd_size > end:
-        raise _bad(path, "truncated (the central directory lies past the end of the file)")
+        raise zip_damaged(path, "truncated (the central directory lies past the end of the file)")
     return cd_off, cd_size, entries
 
 
@@ -105,12 +99,12 @@ def _entries(f, path):
 
     while fill(1):
         if not fill(46) or buf[at:at + 4] != _CENTRAL:
-            raise _bad(path, "corrupt central directory")
+            raise zip_damaged(path, "corrupt central directory")
         csize, usize, nlen, xlen, clen = struct.unpack_from("<IIHHH", buf, at + 20)
         (offset,) = struct.unpack_from("<I", buf, at + 42)
         rec_len = 46 + nlen + xlen + clen
         if not fill(rec_len):
-            raise _bad(path, "corrupt central directory")
+            raise zip_damaged(path, "corrupt central directory")
         name = buf[at + 46:at + 46 + nlen].decode("utf-8", "replace")
         if 0xFFFFFFFF in (csize, usize, offset):
             usize, csize, offset = _zip64_extra(buf[at + 46 + nlen:at + 46 + nlen + xlen],
@@ -145,8 +139,7 @@ def index_zip(path):
     """(train Listing, val Listing) of a Kaggle zip holding ILSVRC/ directly."""
     import fnmatch
     train, val = Listing("train"), Listing("validation")
-    archive = ZipArchive(path)
-    train.containers = val.containers = [archive]
+    train.containers = val.containers = [ZipMembers(path)]
     marker = "/".join(CLS_LOC) + "/"
     wrapped = None
     seen = set()
@@ -177,30 +170,3 @@ def index_zip(path):
         raise UserError("%s holds no ILSVRC/Data/CLS-LOC/ images; is it the Kaggle "
                         "imagenet-object-localization-challenge archive?" % path)
     return train, val
-
-
-def read_member(path, offset, csize):
-    """Bytes of one zip member, from its local header at `offset`."""
-    with open(path, "rb") as f:
-        head = os.pread(f.fileno(), 30, offset)
-        if len(head) < 30 or head[:4] != _LOCAL:
-            raise _bad(path, "no member header at byte %d" % offset)
-        flags, method, _, _, crc = struct.unpack_from("<HHHHI", head, 6)
-        nlen, xlen = struct.unpack_from("<HH", head, 26)
-        start = offset + 30 + nlen + xlen
-        raw = os.pread(f.fileno(), csize, start)
-    if len(raw) < csize:
-        raise _bad(path, "truncated inside the member at byte %d" % offset)
-    if method == 0:
-        data = raw
-    elif method == 8:
-        try:
-            data = zlib.decompress(raw, -15)
-        except zlib.error as err:
-            raise _bad(path, "member at byte %d does not inflate (%s)" % (offset, err))
-    else:
-        raise UserError("%s: member at byte %d uses compression method %d; only stored "
-                        "and deflated members are supported" % (path, offset, method))
-    if not flags & 0x08 and zlib.crc32(data) != crc:
-        raise _bad(path, "CRC mismatch in the member at byte %d" % offset)
-    return data

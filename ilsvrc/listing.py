@@ -9,6 +9,8 @@ Nothing here holds image bytes.
 import os
 from array import array
 
+from ilsvrc import containers
+
 IMAGE_PATTERN = "*.JPEG"
 
 
@@ -24,7 +26,7 @@ class Listing:
         self.container = array("i")   # index into .containers, -1 = own file
         self.offset = array("Q")
         self.size = array("q")        # -1 = whole file
-        self.containers = []          # tar paths
+        self.containers = []          # containers.Container of the archives
         self.inner_tars = False       # members sit in '<group>.tar' inside the container
         self.root = None              # tree sources: directory holding the images
         self.files_flat = False       # tree sources: files at root/<name> whatever the group
@@ -61,12 +63,13 @@ class Listing:
         return g + "/" + self.names[i] if g else self.names[i]
 
     def locate(self, i):
-        """(path, offset, size, where) for reading image i; `where` names it for errors."""
+        """(container, offset, size, where) for reading image i; `where` names it for
+        errors."""
         c = self.container[i]
         if c < 0:
             path = os.path.join(self.root,
                                 self.names[i] if self.files_flat else self.relpath(i))
-            return path, 0, -1, path
+            return containers.File(path), 0, -1, path
         inner = self.group_of(i) + ".tar/" if self.inner_tars else ""
         where = "%s: %s%s" % (self.containers[c], inner, self.names[i])
         return self.containers[c], self.offset[i], self.size[i], where

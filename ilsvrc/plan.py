@@ -33,7 +33,8 @@ def ceil_shards(n, num_shards):
 
 
 def _linspace_trunc(start, stop, num):
-    """numpy.linspace(start, stop, num).astype(int) without numpy (spec §4.5.3)."""
+    """numpy.linspace(start, stop, num).astype(int) without numpy: num evenly spaced
+    values from start to stop inclusive, each truncated toward zero."""
     if num == 1:
         return [int(start)]
     step = (stop - start) / (num - 1)
@@ -59,7 +60,8 @@ def thread_shards(n, num_shards, num_threads):
 
 
 def labels_from_synsets(synsets):
-    """1-based labels over the sorted distinct synsets (tpu rule, spec §2.3)."""
+    """1-based labels over the sorted distinct synsets (the tensorflow/tpu rule: label
+    = 1 + position in the sorted set; 0 is left for the background class)."""
     return {s: i + 1 for i, s in enumerate(sorted(set(synsets)))}
 
 
@@ -97,7 +99,7 @@ def validation_synsets(names, label_lines, label_file):
 
 class PlannedImage(NamedTuple):
     """One image of the plan: where its bytes are and what its record holds beside them."""
-    container: object   # what holds the bytes: a path (tar, zip or the image file itself)
+    container: object   # what holds the bytes: a containers.Container (tar, zip, file)
     offset: int         # where the bytes start in the container
     size: int           # how many bytes; -1: the whole file
     where: str          # names the image in messages

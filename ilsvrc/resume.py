@@ -2,7 +2,10 @@
 shards of an earlier run with the same plan are already done.
 
 A rerun with the same plan skips the shards that are there (resume after a kill);
-a rerun with a different plan removes them and writes them all again.
+a rerun with a different plan removes them and writes them all again.  The
+fingerprint covers only what decides the records' bytes -- each image's container
+(base name and size), offset, size, relpath and features -- so moving the input
+directory, or rewording a message, keeps the finished shards.
 """
 
 import hashlib
@@ -10,7 +13,7 @@ import os
 
 from ilsvrc.errors import UserError
 
-STATE_VERSION = "ilsvrc-write-1"
+STATE_VERSION = "ilsvrc-write-2"
 
 
 def fingerprint(split, settings):
@@ -18,7 +21,8 @@ def fingerprint(split, settings):
     h = hashlib.sha256(repr((STATE_VERSION, settings, split.prefix, split.ranges)).encode())
     for j in range(split.count):
         item = split.item(j)
-        h.update(repr((item.where, item.size, sorted(item.features.items()))).encode())
+        h.update(repr((item.container.identity(), item.offset, item.size, item.relpath,
+                       sorted(item.features.items()))).encode())
     return h.hexdigest()
 
 

@@ -14,6 +14,7 @@ import os
 import stat
 import tarfile
 
+from ilsvrc.containers import Slices
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
 
@@ -134,7 +135,7 @@ def index_train_tar(path, runner):
     results = {}
     for job, members in runner.run(_index_inner, jobs):
         results[job[1]] = members
-    listing.containers = [path]
+    listing.containers = [Slices(path)]
     listing.inner_tars = True
     for name, _, _ in inner:                  # keep the tar's own order
         group = name[:-len(".tar")]
@@ -150,7 +151,7 @@ def index_flat_tar(path, split="validation"):
         size = os.fstat(f.fileno()).st_size
         for name, off, length in scan_tar(_Window(f, 0, size), path, size, IMAGE_PATTERN):
             listing.add(name, "", 0, off, length)
-    listing.containers = [path]
+    listing.containers = [Slices(path)]
     return listing
 
 

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,26 @@ def test_same_plan_skips_everything_changed_plan_rewrites(release, clean_run, tm
         assert not os.path.exists(stale)
         shifted = _shards(out)
         assert all(shifted[n] != clean_run[n] for n in clean_run if clean_run[n])
+
+
+def test_moving_the_input_directory_keeps_finished_shards(release, clean_run, tmp_path):
+    first = str(tmp_path / "first")
+    shutil.copytree(release, first)
+    out = str(tmp_path / "out")
+    with pool.Pool(0) as runner:
+        _convert_stats(first, out, runner)
+        moved = str(tmp_path / "elsewhere" / "moved")
+        os.makedirs(os.path.dirname(moved))
+        os.rename(first, moved)
+        stats = _convert_stats(moved, out, runner)
+        assert stats["shards"] == 0 and stats["images"] == 0
+        assert _shards(out) == clean_run
+        # the same names with other bytes (another tar size) are a new plan
+        with open(os.path.join(moved, "ILSVRC2012_img_val.tar"), "ab") as f:
+            f.write(bytes(10240))
+        stats = _convert_stats(moved, out, runner)
+        assert stats["shards"] == official.VAL_SHARDS
+    assert _shards(out) == clean_run
 
 
 def _convert_stats(release, out, runner, label_file=None):
