@@ -94,7 +94,9 @@ class MissingImage(UserError):
 
 
 def sort_validation(val_dir, label_file):
-    """Move `val_dir/ILSVRC2012_val_%08d.JPEG` into `val_dir/<synset>/` (spec §6).
+    """Move `val_dir/ILSVRC2012_val_%08d.JPEG` number k into `val_dir/<synset>/`, the
+    synset being line k of `label_file` (what preprocess_imagenet_validation_data.py
+    does).
 
     Re-runnable: images already in their synset folder are left there.  Every image
     is looked for before anything moves.  Returns the number of files moved.

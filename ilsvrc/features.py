@@ -1,7 +1,7 @@
 """tf.train.Example wire format, written and read without TensorFlow.
 
 Encoding is deterministic: map entries are emitted sorted by key, which is what
-protobuf's deterministic serialization does (spec §1.2, decision A1).  A test checks
+protobuf's deterministic serialization does (decision A1).  A test checks
 the bytes against `tf.train.Example(...).SerializeToString(deterministic=True)`.
 
 A feature value is a pair (kind, list) with kind one of "bytes", "float", "int64".
@@ -182,7 +182,8 @@ def decode(data, copy=True):
 # --------------------------------------------------------------------------- shared
 
 def common_features(encoded, height, width, filename):
-    """The seven features both formats share (spec §2.7, §4.6)."""
+    """The seven features both formats share: size, colorspace RGB, 3 channels,
+    format JPEG, the file name and the image bytes."""
     return {
         "image/height": (INT64, [height]),
         "image/width": (INT64, [width]),

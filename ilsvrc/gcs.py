@@ -1,4 +1,4 @@
-"""Optional upload of finished shards to Google Cloud Storage (spec §2.8, decision A12).
+"""Optional upload of finished shards to Google Cloud Storage (decision A12).
 
 google-cloud-storage is imported only here and only when uploading, so converting
 with --nogcs_upload never needs it.  As upstream does, training and validation shards

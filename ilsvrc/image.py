@@ -1,4 +1,5 @@
-"""Per-image processing shared by every format (spec §1.4-1.5).
+"""Per-image processing shared by every format: the re-encoded special images and the
+image check.
 
 `prepare(data, relpath, check)` returns the bytes that go into `image/encoded` and
 the height and width that go beside them:

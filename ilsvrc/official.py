@@ -1,5 +1,5 @@
 """Format (a): TFRecords for the TF official ResNet, as tensorflow/tpu imagenet_to_gcs.py
-writes them (spec §2): 1024 training + 128 validation shards, 9 features.
+writes them: 1024 training + 128 validation shards, 9 features.
 
 Inputs are found under one directory by `discover.find_source` (the release tars, the
 extracted layout, or the Kaggle copy).
@@ -30,7 +30,9 @@ def label_file_for(raw_dir):
 
 
 def make_splits(train, val, label_lines, label_file, out_dir):
-    """Plan both splits (spec §2.3-2.5).  Pure apart from reading the listings."""
+    """Plan both splits: training sorted by relpath then shuffled with seed 0,
+    validation sorted by name; ceil(n / shards) images per shard.  Pure apart from
+    reading the listings."""
     for listing, where in ((train, "training"), (val, "validation")):
         if not len(listing):
             raise UserError("found no %s images (*.JPEG) in the source" % where)

@@ -1,4 +1,5 @@
-"""The data files shipped with the project (spec §12), found relative to the checkout."""
+"""The data files shipped in slim/datasets/ (the 1000 synsets, the 50,000 validation
+labels, the class texts), found relative to the checkout, and reading them as UTF-8."""
 
 import os
 

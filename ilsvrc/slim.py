@@ -1,5 +1,5 @@
 """Format (b): TF-slim's ImageNet TFRecords, as research/slim build_imagenet_data.py
-writes them (spec §4): validation then training shards, flat in one directory,
+writes them: validation then training shards, flat in one directory,
 15 features with the human-readable class text and the bounding boxes.
 
 Images come from the slim tree (`<train_dir>/<synset>/*.JPEG`,
@@ -163,7 +163,8 @@ def _features(synset, label, text, boxes):
 
 def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_threads,
                metadata_file="metadata file", log=sys.stderr):
-    """A plan.Split for one split (spec §4.3-4.5)."""
+    """A plan.Split for one split: upstream's list order, seed-12345 shuffle and
+    thread-layout shards."""
     labels = {s: k + 1 for k, s in enumerate(synsets)}
     base = listing_order(listing, synsets)
     if not base:

@@ -1,4 +1,4 @@
-"""TFRecord framing (spec §1.1): length, masked CRC32C of the length, payload,
+"""TFRecord framing: length (8 bytes, little-endian), masked CRC32C of the length, payload,
 masked CRC32C of the payload.
 
 The pure-Python CRC here is the independent reference the tests compare TensorFlow's

@@ -52,8 +52,8 @@ def convert(out, workers=0, **kw):
 
 
 def slim_decoder_keys(tf):
-    """keys_to_features as research/slim datasets/imagenet.py declares them (spec §4.6,
-    A11), written here from the spec."""
+    """keys_to_features as research/slim datasets/imagenet.py declares them (A11),
+    written here from its documented keys."""
     return {
         "image/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
         "image/format": tf.io.FixedLenFeature((), tf.string, default_value="jpeg"),

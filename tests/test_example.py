@@ -1,4 +1,4 @@
-"""Our Example encoder/decoder against TensorFlow's protobuf (spec §1.2, decision A1)."""
+"""Our Example encoder/decoder against TensorFlow's protobuf (decision A1)."""
 
 from ilsvrc import features
 

@@ -1,4 +1,5 @@
-"""Spec vectors for the pure planning functions (UPSTREAM_SPEC §2.3-2.5, §13)."""
+"""Known vectors for the pure planning functions: upstream's seeded orders, shard
+boundaries and labels."""
 
 import hashlib
 import json

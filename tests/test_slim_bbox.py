@@ -1,4 +1,4 @@
-"""process_bounding_boxes: CSV lines of the generated annotations (spec §5)."""
+"""process_bounding_boxes: CSV lines of the generated annotations."""
 
 import io
 import os

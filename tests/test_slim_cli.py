@@ -1,4 +1,4 @@
-"""The slim shell drivers and scripts as a user runs them (spec §6-§8)."""
+"""The slim shell drivers and scripts as a user runs them."""
 
 import os
 import shutil

@@ -160,7 +160,7 @@ def test_num_threads_defaults_to_8_and_64_is_accepted():
     assert "Traceback" not in r.stderr, r.stderr
     flag = r.stdout[r.stdout.index("--num_threads"):]
     assert "(default: '8')" in flag[:flag.index("\n  --")]
-    # 64 gives darchr's boundaries (spec §4.5 vectors), which differ from 8's
+    # 64 gives darchr's boundaries, which differ from 8's
     assert plan.thread_shards(50000, 128, 64) != plan.thread_shards(50000, 128, 8)
 
 

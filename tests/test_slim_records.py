@@ -1,4 +1,4 @@
-"""The slim format end to end on a generated release with boxes (spec §4)."""
+"""The slim format end to end on a generated release with boxes."""
 
 import hashlib
 import json
@@ -108,7 +108,7 @@ def test_boxes_float32_lists_and_labels(from_tars, slim_release, csv_file):
 
 
 def test_slim_decoder_keys_parse(from_tars, tf):
-    """The keys research/slim datasets/imagenet.py reads (spec §4.6, A11)."""
+    """The keys research/slim datasets/imagenet.py reads (A11)."""
     paths = [p for p in shard_paths(from_tars, "train", 1024) +
              shard_paths(from_tars, "validation", 128) if os.path.getsize(p)]
     assert parse_with_slim_keys(tf, paths) == 10

@@ -1,5 +1,5 @@
 """The slim shell drivers: `slim/download_and_convert_imagenet.sh DIR` and
-`slim/datasets/download_imagenet.sh OUTDIR` (spec §7-§8), without prompts or downloads.
+`slim/datasets/download_imagenet.sh OUTDIR`, without prompts or downloads.
 
 download_and_convert_imagenet.sh DIR takes ILSVRC2012_img_train.tar,
 ILSVRC2012_img_val.tar and ILSVRC2012_bbox_train_v2.tar.gz from DIR and writes
