@@ -18,17 +18,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import plan, pool, tarindex  # noqa: E402
+from ilsvrc import fsutil, plan, pool, tarindex  # noqa: E402
 
 
 def _copy(job):
     path, src, members, nbytes, do_fsync = job
-    d, name = os.path.split(path)
-    tmp = os.path.join(d, "." + name + ".partial")
     written = 0
     fd = os.open(src, os.O_RDONLY)
     try:
-        with open(tmp, "wb") as out:
+        with fsutil.partial_file(path) as out:
             for offset, size in members:
                 data = os.pread(fd, size, offset)
                 take = min(len(data), nbytes - written)
@@ -41,7 +39,6 @@ def _copy(job):
                 os.fsync(out.fileno())
     finally:
         os.close(fd)
-    os.replace(tmp, path)
     return len(members)
 
 

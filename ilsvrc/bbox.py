@@ -25,6 +25,7 @@ import tarfile
 import zlib
 from xml.etree import ElementTree
 
+from ilsvrc import fsutil
 from ilsvrc.errors import UserError
 
 ARCHIVE = "ILSVRC2012_bbox_train_v2.tar.gz"
@@ -128,9 +129,7 @@ def _from_archive(path):
     try:
         with tarfile.open(path, "r|*") as tar:
             for info in tar:
-                name = info.name
-                while name.startswith("./"):
-                    name = name[2:]
+                name = fsutil.strip_dot_slash(info.name)
                 if not info.isreg() or not _is_annotation(name):
                     continue
                 if name in seen:
@@ -215,12 +214,9 @@ def csv_lines(source, synsets=None, log=sys.stderr):
 def write_csv(source, out_path, synsets=None, log=sys.stderr):
     """Write the CSV sorted in code-point order (= `LC_ALL=C sort`) to out_path, atomically."""
     lines = sorted(csv_lines(source, synsets, log))
-    tmp = os.path.join(os.path.dirname(out_path) or ".",
-                       "." + os.path.basename(out_path) + ".partial")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        with fsutil.partial_file(out_path, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(line + "\n" for line in lines)
-        os.replace(tmp, out_path)
     except OSError as err:
         raise UserError("cannot write %s: %s" % (out_path, err.strerror or err))
     return len(lines)

@@ -13,7 +13,7 @@ import fnmatch
 import os
 import shutil
 
-from ilsvrc import containers, shipped
+from ilsvrc import containers, fsutil, shipped
 from ilsvrc.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
 
@@ -29,10 +29,8 @@ def _extract_group(job):
             try:
                 if os.path.isfile(target) and os.path.getsize(target) == size:
                     continue
-                tmp = os.path.join(dest, "." + name + ".partial")
-                with open(tmp, "wb") as f:
+                with fsutil.partial_file(target) as f:
                     f.write(reader.read(path, offset, size))
-                os.replace(tmp, target)
                 done += 1
             except OSError as err:
                 raise UserError("cannot write %s: %s. Free space or fix permissions, "

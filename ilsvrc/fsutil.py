@@ -1,13 +1,17 @@
 """File-system helpers every writer shares: the hidden `.NAME.partial` file that is
-renamed into place only when complete, flushing it to disk, and discarding it."""
+renamed into place only when complete (flushed to disk where that matters), discarding
+it, and the one rule for archive member names that could escape a directory."""
 
+import contextlib
 import os
+
+PARTIAL_SUFFIX = ".partial"
 
 
 def partial_path(path):
     """Where the unfinished version of `path` is written: `.NAME.partial` beside it."""
     d, name = os.path.split(path)
-    return os.path.join(d, "." + name + ".partial")
+    return os.path.join(d, "." + name + PARTIAL_SUFFIX)
 
 
 def fsync_path(path):
@@ -25,3 +29,31 @@ def discard(path):
         os.remove(path)
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def partial_file(path, mode="wb", **open_args):
+    """Write `path` through its partial file: yields the open partial file, renames it
+    to `path` when the block ends normally, removes it when the block raises."""
+    tmp = partial_path(path)
+    try:
+        with open(tmp, mode, **open_args) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def strip_dot_slash(name):
+    """An archive member name without its leading './' (tar's relative prefix)."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def escapes(name):
+    """True when member `name` could land outside the directory it is unpacked into:
+    an absolute or Windows-style path, or a '..' component."""
+    return (name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":")
+            or ".." in name.split("/"))

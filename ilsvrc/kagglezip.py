@@ -15,6 +15,7 @@ no random access): metalhead/prepare.py unpacks them once.
 import os
 import struct
 
+from ilsvrc import fsutil
 from ilsvrc.containers import ZipMembers, zip_damaged
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
@@ -150,7 +151,7 @@ def index_zip(path):
         if at < 0 or name.endswith("/"):
             continue
         parts = name[at + len(marker):].split("/")
-        if ".." in parts or name.startswith("/"):
+        if fsutil.escapes(name):
             raise UserError("%s: member '%s' has an absolute path or '..'; refusing "
                             "it." % (path, name))
         if name in seen:

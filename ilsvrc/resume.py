@@ -11,6 +11,7 @@ directory, or rewording a message, keeps the finished shards.
 import hashlib
 import os
 
+from ilsvrc import fsutil
 from ilsvrc.errors import UserError
 
 STATE_VERSION = "ilsvrc-write-2"
@@ -49,9 +50,8 @@ def prepare_dir(split, digest):
         for k in range(split.num_shards):
             if os.path.exists(split.path(k)):
                 os.remove(split.path(k))
-        with open(state + ".tmp", "w") as f:
+        with fsutil.partial_file(state, "w") as f:
             f.write(digest + "\n")
-        os.replace(state + ".tmp", state)
     except OSError as err:
         raise UserError("cannot prepare output directory %s: %s. Choose a writable "
                         "directory." % (split.out_dir, err.strerror or err))

@@ -14,6 +14,7 @@ import os
 import stat
 import tarfile
 
+from ilsvrc import fsutil
 from ilsvrc.containers import Slices
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
@@ -52,9 +53,8 @@ class _Window:
 
 def _clean_name(name, where):
     """Member name without a leading './'; refuse names that could escape a directory."""
-    while name.startswith("./"):
-        name = name[2:]
-    if name.startswith("/") or ".." in name.split("/"):
+    name = fsutil.strip_dot_slash(name)
+    if fsutil.escapes(name):
         raise UserError("%s: member '%s' has an absolute path or '..'; refusing to read "
                         "an archive that writes outside its directory." % (where, name))
     return name

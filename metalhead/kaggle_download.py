@@ -28,8 +28,8 @@ LOCAL_ENDPOINT_VAR = "METALHEAD_KAGGLE_LOCALHOST"
 PROG = "download"
 
 
-class Failure(Exception):
-    """A problem the user can fix; the message is printed as one line."""
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ilsvrc.errors import UserError as Failure, report  # noqa: E402  (one line, exit 1)
 
 
 def config_dir():
@@ -181,8 +181,7 @@ def main(argv=None):
     try:
         target = download(args.dir)
     except Failure as e:
-        print("%s: error: %s" % (PROG, e), file=sys.stderr)
-        return 1
+        return report(e, PROG)
     except KeyboardInterrupt:
         print("\n%s: interrupted; the partial file stays in %s, rerun the same command to resume."
               % (PROG, args.dir), file=sys.stderr)

@@ -1,12 +1,13 @@
 """Check an unpacked Metalhead ImageNet tree against the standard ILSVRC2012 lists.
 
 verify(out, synsets_path, labels_path, expect_full) prints a short report and returns
-the exit status; problems a user must fix raise Failure with a one-line message.
-Standard library only.
+the exit status; problems a user must fix raise Failure (the engine's UserError) with
+a one-line message.  Standard library only.
 """
 import csv
 import os
 import re
+import sys
 
 FULL = {"train": 1281167, "val": 50000, "test": 100000}
 CLASSES = 1000
@@ -18,8 +19,8 @@ TEST_FILE = re.compile(r"^ILSVRC2012_test_(\d{8})\.JPEG$")
 SHOW = 5  # examples listed per kind of finding
 
 
-class Failure(Exception):
-    """A problem the user can fix; printed as one line, exit status 1."""
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ilsvrc.errors import UserError as Failure  # noqa: E402  (one line, exit status 1)
 
 
 def read_list(path, what, option):

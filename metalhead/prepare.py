@@ -26,10 +26,12 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from layout_check import Failure, verify  # noqa: E402
+from ilsvrc import fsutil  # noqa: E402  (layout_check put the checkout on the path)
+from ilsvrc.errors import report  # noqa: E402
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 INNER_TAR = "imagenet_object_localization_patched2019.tar.gz"
-TMP_SUFFIX = ".prepare-tmp"
+TMP_SUFFIX = fsutil.PARTIAL_SUFFIX
 CHUNK = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(REPO, "slim", "datasets")
@@ -38,13 +40,12 @@ READ_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSErr
 
 def placement(name, archive):
     """Where member `name` goes under OUT, as a relative path; refuses anything unsafe."""
-    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise Failure("%s: member '%s' has an absolute or Windows path; refusing to unpack it. "
-                      "Download the archive again from Kaggle." % (archive, name))
     parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise Failure("%s: member '%s' points outside the output folder; refusing to unpack it. "
-                      "Download the archive again from Kaggle." % (archive, name))
+    if fsutil.escapes(name):
+        raise Failure("%s: member '%s' %s; refusing to unpack it. Download the archive "
+                      "again from Kaggle." % (archive, name, "points outside the output folder"
+                                              if ".." in parts else
+                                              "has an absolute or Windows path"))
     if "ILSVRC" in parts:  # tolerate a wrapping folder above ILSVRC/
         parts = parts[parts.index("ILSVRC"):]
     elif parts and parts[-1].startswith("LOC_"):
@@ -84,7 +85,7 @@ class Writer:
             return None
         folder, base = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
-        return path, os.path.join(folder, "." + base + TMP_SUFFIX)
+        return path, fsutil.partial_path(path)
 
     def put(self, rel, size, open_member, archive):
         paths = self._begin(rel, size)
@@ -282,8 +283,7 @@ def main(argv=None):
             unpack(args.src, args.out)
         return verify(args.out, args.synsets, args.val_labels, args.expect_full)
     except Failure as e:
-        print("prepare: error: %s" % e, file=sys.stderr)
-        return 1
+        return report(e, "prepare")
     except KeyboardInterrupt:
         print("\nprepare: interrupted; rerun the same command to finish (finished files are "
               "kept and skipped).", file=sys.stderr)

@@ -267,6 +267,7 @@ def test_download_sh_uses_repo_venv(stub, tmp_path):
         pytest.skip("download.sh needs <repo>/.venv; this interpreter is not a virtualenv")
     repo = tmp_path / "repo"
     shutil.copytree(os.path.join(REPO, "metalhead"), repo / "metalhead")
+    shutil.copytree(os.path.join(REPO, "ilsvrc"), repo / "ilsvrc")   # shared error helpers
     os.symlink(sys.prefix, repo / ".venv")
     out = tmp_path / "dl"
     r = subprocess.run(["bash", str(repo / "metalhead" / "download.sh"), str(out)],
