@@ -81,10 +81,13 @@ def read_source(raw_dir, runner, source="auto", label_file=None, log=None):
     label_file = label_file or label_file_for(raw_dir)
     label_lines = shipped.read_lines(label_file, "validation label file")
     if log:
-        log.write("reading %s (%s); validation labels from %s\n"
-                  % (raw_dir, found[0], label_file))
+        say_reading(raw_dir, found[0], label_file, log)
     options = dict(label_lines=label_lines, label_file=label_file)
     return discover.list_source(found, runner), options
+
+
+def say_reading(raw_dir, kind, label_file, log):
+    log.write("reading %s (%s); validation labels from %s\n" % (raw_dir, kind, label_file))
 
 
 def plan_listings(listings, out_dir, log=None, label_lines=(), label_file=""):

@@ -15,10 +15,3 @@ def tensorflow():
         _tf = tf
     return _tf
 
-
-def available():
-    try:
-        tensorflow()
-        return True
-    except ImportError:
-        return False

@@ -55,3 +55,10 @@ def run_cmd(args, **kw):
 
 def python():
     return sys.executable
+
+
+def shard_records(path):
+    """Every record of a shard, decoded: [{key: (kind, values)}] (pure-Python reader,
+    so it also checks the framing and CRCs independently of TensorFlow)."""
+    from ilsvrc import features, tfrecord
+    return [features.decode(r) for r in tfrecord.read_records(path)]

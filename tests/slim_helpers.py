@@ -4,7 +4,8 @@ the CSV lines expected for each annotation case of ilsvrc.testing.sample.BOX_CAS
 import io
 import os
 
-from ilsvrc import features, pool, slim, tfrecord
+from conftest import shard_records
+from ilsvrc import pool, slim
 
 # Hand-computed from BOX_CASES: coordinates / image size, corners ordered, clamped.
 CASE_LINES = {
@@ -35,8 +36,7 @@ def expected_csv(manifest, synsets_filter=True):
     return sorted(lines)
 
 
-def records(path):
-    return [features.decode(r) for r in tfrecord.read_records(path)]
+records = shard_records
 
 
 def shard_paths(out, prefix, n):

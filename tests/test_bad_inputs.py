@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_cmd
+from conftest import REPO, run_cmd, shard_records
 from ilsvrc import tarindex
 from ilsvrc.testing import sample
 
@@ -275,11 +275,9 @@ def test_cmyk_outside_known_list_is_kept(release, tf):
     edit_inner(src, synset, lambda m: m + [member(name, cmyk)])
     result = build(src, out, "--check", "decode")
     assert result.returncode == 0, result.stderr
-    from ilsvrc import features, verify
     stored = []
     for shard in sorted(final_shards(out)):
-        for payload in verify._records(os.path.join(out, shard)):
-            feats = features.decode(payload)
+        for feats in shard_records(os.path.join(out, shard)):
             if feats["image/filename"][1][0] == name.encode():
                 stored.append(feats)
     assert len(stored) == 1
@@ -320,12 +318,10 @@ def test_partial_validation_set_keeps_labels_by_number(release, tf):
              lambda m: [(i, p) for i, p in m if int(i.name[15:23]) in keep])
     result = build(src, out)
     assert result.returncode == 0, result.stderr
-    from ilsvrc import features, verify
     got = {}
     for shard in final_shards(out):
         if shard.startswith("validation/"):
-            for payload in verify._records(os.path.join(out, shard)):
-                feats = features.decode(payload)
+            for feats in shard_records(os.path.join(out, shard)):
                 got[int(feats["image/filename"][1][0][15:23])] = \
                     feats["image/class/synset"][1][0].decode()
     assert got == {k: manifest["val"][k - 1] for k in keep}

@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from conftest import python, run_cmd
-from ilsvrc import features, image, official, pool, shipped, tarindex, tfrecord
+from conftest import python, run_cmd, shard_records
+from ilsvrc import features, image, official, pool, shipped, tarindex
 
 KEYS = set(official.SCHEMA)
 
@@ -26,10 +26,6 @@ def converted(sample_release, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("official"))
     _convert(raw, out)
     return raw, manifest, out
-
-
-def _records(path):
-    return [features.decode(r) for r in tfrecord.read_records(path)]
 
 
 def _shards(out, split, n):
@@ -64,7 +60,7 @@ def test_train_order_labels_and_shard_membership(converted):
     chunk = -(-len(expected) // 1024)
     for k, path in enumerate(_shards(out, "train", 1024)):
         want = expected[k * chunk:(k + 1) * chunk]
-        recs = _records(path)
+        recs = shard_records(path)
         assert [r["image/filename"][1][0].decode() for r in recs] == \
             [p.split("/")[1] for p in want]
         for rec, p in zip(recs, want):
@@ -78,7 +74,7 @@ def test_train_order_labels_and_shard_membership(converted):
 def test_validation_sorted_unshuffled_labelled_by_line(converted):
     _, manifest, out = converted
     synsets = sorted(set(manifest["train"]) | set(manifest["val"]))
-    got = [r for p in _shards(out, "validation", 128) for r in _records(p)]
+    got = [r for p in _shards(out, "validation", 128) for r in shard_records(p)]
     assert [r["image/filename"][1][0].decode() for r in got] == \
         ["ILSVRC2012_val_%08d.JPEG" % k for k in range(1, len(manifest["val"]) + 1)]
     assert [r["image/class/synset"][1][0].decode() for r in got] == manifest["val"]
@@ -123,7 +119,7 @@ def _member_bytes(raw, synset, name):
 def test_special_images_reencoded_like_upstream(converted, tf):
     raw, _, out = converted
     recs = {r["image/filename"][1][0].decode(): r
-            for p in _shards(out, "train", 1024) for r in _records(p)}
+            for p in _shards(out, "train", 1024) for r in shard_records(p)}
     specials = [n for n in recs if image.special_kind(n)]
     assert sorted(specials) == sorted(["n01739381_1309.JPEG", "n02077923_14822.JPEG",
                                        "n07583066_647.JPEG", "n02105855_2933.JPEG"])
@@ -144,7 +140,7 @@ def test_grayscale_and_plain_images_stored_unchanged(converted, tf):
     raw, _, out = converted
     gray = 0
     for p in _shards(out, "train", 1024):
-        for r in _records(p):
+        for r in shard_records(p):
             name = r["image/filename"][1][0].decode()
             if image.special_kind(name):
                 continue
@@ -212,7 +208,7 @@ def test_shipped_label_file_used_when_dir_has_none(release_copy):
         official.convert(raw, out, runner, log=log)
     assert "imagenet_2012_validation_synset_labels.txt" in log.getvalue()
     real = open(shipped.VAL_LABELS_FILE).read().split()
-    recs = _records(os.path.join(out, "validation", "validation-00000-of-00128"))
+    recs = shard_records(os.path.join(out, "validation", "validation-00000-of-00128"))
     assert recs[0]["image/class/synset"][1][0].decode() == real[0]
 
 
@@ -319,3 +315,18 @@ def test_missing_tar_is_named(release_copy):
     os.remove(os.path.join(raw, tarindex.VAL_TAR))
     r = run_cmd(["./build.sh", raw])
     _one_clean_error(r, "missing %s" % os.path.join(raw, tarindex.VAL_TAR))
+
+
+def test_extract_indexes_the_training_tar_once(release_copy, monkeypatch, tmp_path):
+    from ilsvrc.cli import build as cli_build
+    raw, manifest = release_copy
+    calls = []
+    real = tarindex.index_train_tar
+    monkeypatch.setattr(tarindex, "index_train_tar",
+                        lambda *args: calls.append(args) or real(*args))
+    out = str(tmp_path / "out")
+    assert cli_build.main([raw, "-o", out, "-j", "0", "--extract", "--no-verify"]) == 0
+    assert len(calls) == 1
+    synset = sorted(manifest["train"])[0]
+    assert sorted(os.listdir(os.path.join(raw, "train", synset))) == manifest["train"][synset]
+    assert len(os.listdir(os.path.join(out, "train"))) == 1024 + 1   # + the plan state

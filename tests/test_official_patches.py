@@ -140,11 +140,16 @@ def test_missing_raw_data_dir_downloads_nothing(tmp_path):
     _no_traceback_error(r, "--raw_data_dir is required: downloading from image-net.org "
                            "is no longer supported", code=2)
     assert not scratch.exists()            # TPU-PY2 would make scratch/raw_data and fetch
-    for rel in ("official/imagenet_to_gcs.py", "ilsvrc/official.py", "ilsvrc/tarindex.py",
-                "ilsvrc/write.py", "ilsvrc/containers.py", "ilsvrc/cli/build.py"):
-        with open(os.path.join(REPO, rel), encoding="utf-8") as f:
-            text = f.read()
-        assert "urllib" not in text and "urlretrieve" not in text, rel
+    # and nothing that could fetch is even loaded on the way to that message
+    code = ("import runpy, sys\nsys.argv = [sys.argv[1], '--nogcs_upload', "
+            "'--local_scratch_dir=' + sys.argv[2]]\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "except SystemExit as e:\n    code = e.code\n"
+            "print(code, sorted(m for m in ('urllib.request', 'http.client', 'requests') "
+            "if m in sys.modules))")
+    r = run_cmd([python(), "-c", code, FRONT_END, str(scratch)])
+    assert r.stdout.split("\n")[-2] == "2 []", r.stdout + r.stderr
+    assert not scratch.exists()
 
 
 # ------------------------------------------------------------------ P16
@@ -157,8 +162,17 @@ def test_data_files_read_as_utf8_whatever_the_locale(tmp_path):
     with pytest.raises(UserError, match="labels.txt is not UTF-8 text"):
         shipped.read_lines(str(path), "validation label file")
     assert len(shipped.read_lines(shipped.VAL_LABELS_FILE)) == 50000
-    with open(os.path.join(REPO, "ilsvrc", "shipped.py"), encoding="utf-8") as f:
-        assert 'open(path, "rb")' in f.read()
+    # under an ASCII locale, where a plain text-mode open() of this file would fail
+    path.write_bytes("n0144076\u00e9\n".encode("utf-8"))
+    env = dict(os.environ, PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", LC_ALL="C", LANG="C",
+               PYTHONPATH=REPO)
+    code = ("import locale, sys\nfrom ilsvrc import shipped\n"
+            "print(locale.getpreferredencoding(False), ascii(shipped.read_lines(sys.argv[1])))")
+    r = subprocess.run([python(), "-c", code, str(path)], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    encoding, lines = r.stdout.split()
+    assert encoding.lower() in ("ascii", "ansi_x3.4-1968") and lines == "['n0144076\\xe9']"
 
 
 # ------------------------------------------------------------------ A2

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from ilsvrc import convert as conversion
 from ilsvrc import discover, extract, official, pool
 from ilsvrc.cli import options
 from ilsvrc.errors import main_guard
@@ -44,19 +45,28 @@ def parse(argv):
     return a
 
 
+def _extract(a, listings, label_file, runner):
+    n = extract.extract(*listings, a.dir, label_file, runner)
+    sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
+                     % (n, a.dir, a.dir))
+
+
 def run(argv):
     a = parse(argv)
     out = a.output or os.path.join(a.dir, "tf_records")
     with pool.Pool(a.workers) as runner:
         if a.extract:
-            found = discover.find_source(a.dir, "tar")
-            train, val = discover.list_source(found, runner)
-            label_file = a.labels or official.label_file_for(a.dir)
-            n = extract.extract(train, val, a.dir, label_file, runner)
-            sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
-                             % (n, a.dir, a.dir))
-        official.convert(a.dir, out, runner, check=a.check, source=a.source,
-                         do_verify=not a.no_verify, label_file=a.labels)
+            listings, options = official.read_source(a.dir, runner, "tar", a.labels)
+            _extract(a, listings, options["label_file"], runner)
+        if a.extract and a.source in ("auto", "tar"):
+            # the tars are indexed once: the same listings feed the conversion
+            options["label_file"] = a.labels or official.label_file_for(a.dir)
+            official.say_reading(a.dir, "tar", options["label_file"], sys.stderr)
+            conversion.convert(official.FORMAT, listings, out, runner, a.check,
+                               not a.no_verify, sys.stderr, **options)
+        else:
+            official.convert(a.dir, out, runner, check=a.check, source=a.source,
+                             do_verify=not a.no_verify, label_file=a.labels)
     sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 
