@@ -1,36 +1,64 @@
-"""Pieces the command-line scripts share: our absl flags, worker counts, and the
-argument handling of the small positional-argument scripts."""
+"""The engine options, defined once for the absl and the argparse front ends, worker
+counts, and the argument handling of the small positional-argument scripts."""
 
 import sys
+from typing import NamedTuple
 
 from ilsvrc import image, pool
 from ilsvrc.errors import UsageError
 
 
+class Option(NamedTuple):
+    """One engine option, as both kinds of front end spell it."""
+    absl: str         # absl flag name (official/imagenet_to_gcs.py, slim/datasets/*.py)
+    argparse: tuple   # argparse flags (build.sh, verify.sh, the slim drivers)
+    kind: object      # int, bool, or a tuple of choices
+    default: object
+    help: str
+    conversion_only: bool = False   # not offered by commands that only read shards
+
+
+OPTIONS = (
+    Option("num_workers", ("-j", "--workers"), int, None,
+           "worker processes (default: one per CPU core, here %d; 0 = all in this "
+           "process). The output does not depend on it." % pool.default_workers()),
+    Option("image_check", ("--check",), image.CHECKS, "header",
+           "image check: 'header' reads size and structure from the JPEG header "
+           "(default, fast); 'decode' decodes every image with TensorFlow, as upstream "
+           "does", conversion_only=True),
+    Option("verify", ("--no-verify",), bool, True,
+           "re-read every shard after writing and check it against the plan",
+           conversion_only=True),
+)
+
+
 def define_flags(flags):
-    """Define --num_workers, --image_check and --verify on absl's `flags` module."""
-    flags.DEFINE_integer("num_workers", None, "Worker processes (default: one per CPU "
-                         "core). The output does not depend on it.")
-    flags.DEFINE_enum("image_check", "header", list(image.CHECKS), "header: read size "
-                      "from the JPEG header and check its structure (fast); decode: "
-                      "decode every image with TensorFlow as upstream does.")
-    flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check "
-                         "it against the plan.")
+    """Define the engine options (--num_workers, --image_check, --verify) on absl's
+    `flags` module."""
+    for opt in OPTIONS:
+        if opt.kind is int:
+            flags.DEFINE_integer(opt.absl, opt.default, opt.help)
+        elif opt.kind is bool:
+            flags.DEFINE_boolean(opt.absl, opt.default, opt.help)
+        else:
+            flags.DEFINE_enum(opt.absl, opt.default, list(opt.kind), opt.help)
 
 
 def add_run_options(parser, check=True):
-    """-j/--workers (and --check, --no-verify) for the argparse front ends."""
-    parser.add_argument("-j", "--workers", type=int, default=None, metavar="N",
-                        help="worker processes (default: one per CPU core, here %d; "
-                        "0 = all in this process). The output does not depend on it."
-                        % pool.default_workers())
-    if check:
-        parser.add_argument("--check", choices=image.CHECKS, default="header",
-                            help="image check: 'header' reads size and structure from "
-                            "the JPEG header (default, fast); 'decode' decodes every "
-                            "image with TensorFlow, as upstream does")
-        parser.add_argument("--no-verify", action="store_true",
-                            help="skip re-reading the shards after writing")
+    """The same options for the argparse front ends: -j/--workers, and unless check
+    is False, --check and --no-verify."""
+    for opt in OPTIONS:
+        if opt.conversion_only and not check:
+            continue
+        if opt.kind is int:
+            parser.add_argument(*opt.argparse, type=int, default=opt.default, metavar="N",
+                                help=opt.help)
+        elif opt.kind is bool:   # on by default: the argparse flag turns it off
+            parser.add_argument(*opt.argparse, action="store_true",
+                                help="do not " + opt.help)
+        else:
+            parser.add_argument(*opt.argparse, choices=opt.kind, default=opt.default,
+                                help=opt.help)
 
 
 def workers(num_workers, flag="--num_workers"):
