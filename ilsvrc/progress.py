@@ -15,8 +15,8 @@ def _fmt_time(seconds):
 class Progress:
     """Rate and ETA on stderr: a line every `every` seconds (overwritten on a tty)."""
 
-    def __init__(self, total, label, every=None, stream=None):
-        self.total, self.label = total, label
+    def __init__(self, total, label, every=None, stream=None, unit="images"):
+        self.total, self.label, self.unit = total, label, unit
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.every = every if every is not None else (1.0 if self.tty else 15.0)
@@ -33,9 +33,9 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
         left = (self.total - self.done) / rate if rate > 0 else 0
-        line = "%s: %d/%d images  %.0f images/s  %.1f MB/s  elapsed %s  ETA %s" % (
-            self.label, self.done, self.total, rate, self.nbytes / elapsed / 1e6,
-            _fmt_time(elapsed), _fmt_time(left))
+        line = "%s: %d/%d %s  %.0f %s/s  %.1f MB/s  elapsed %s  ETA %s" % (
+            self.label, self.done, self.total, self.unit, rate, self.unit,
+            self.nbytes / elapsed / 1e6, _fmt_time(elapsed), _fmt_time(left))
         if self.tty:
             self.stream.write("\r" + line + ("\n" if force else ""))
         else:

@@ -18,11 +18,11 @@ import io
 import os
 import re
 import sys
-import time
 
 from ilsvrc import formats, official, plan, pool, slim, verify
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
+from ilsvrc.progress import Progress
 
 PROG = "verify.sh"
 SHARD_NAME = re.compile(r"(?P<prefix>[a-z]+)-\d{5}-of-\d{5}")
@@ -150,20 +150,13 @@ def check_shards(fmt, shards, splits, runner, log):
     jobs = ((prefix, k, (path, fmt.schema, fmt.label_range,
                          verify.expected(plans[prefix], k) if prefix in plans else None))
             for prefix, k, path in shards)
-    start = last = time.monotonic()
-    done = nbytes = 0
+    progress = Progress(len(shards), "verifying", stream=log, unit="shards")
     for (prefix, _, _), (n, size, problem) in runner.run(_check, jobs):
         counts[prefix] += n
-        done += 1
-        nbytes += size
         if problem:
             problems.append(problem)
-        now = time.monotonic()
-        if now - last >= 15 or done == len(shards):
-            last = now
-            log.write("verifying: %d/%d shards, %.1f GB read, elapsed %ds\n"
-                      % (done, len(shards), nbytes / 1e9, now - start))
-            log.flush()
+        progress.update(1, size)
+    progress.update(0, 0, force=True)
     return counts, problems
 
 
