@@ -39,15 +39,18 @@ def _extract_group(job):
     return done
 
 
-def _jobs(listing, dest_root, chunk=2000):
+JOB_SIZE = 2000   # images per extraction job
+
+
+def _jobs(listing, dest_root):
     groups = {}
     for i in range(len(listing)):
         groups.setdefault(listing.group_of(i), []).append(i)
     for group, idx in groups.items():
         dest = os.path.join(dest_root, group) if group else dest_root
-        for start in range(0, len(idx), chunk):
+        for start in range(0, len(idx), JOB_SIZE):
             yield dest, [(listing.names[i],) + listing.locate(i)[:3]
-                         for i in idx[start:start + chunk]]
+                         for i in idx[start:start + JOB_SIZE]]
 
 
 def _check_no_strays(listing, dest_root):

@@ -15,11 +15,11 @@ def _fmt_time(seconds):
 class Progress:
     """Rate and ETA on stderr: a line every `every` seconds (overwritten on a tty)."""
 
-    def __init__(self, total, label, every=None, stream=None, unit="images"):
+    def __init__(self, total, label, stream=None, unit="images"):
         self.total, self.label, self.unit = total, label, unit
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.every = every if every is not None else (1.0 if self.tty else 15.0)
+        self.every = 1.0 if self.tty else 15.0
         self.start = self.last = time.monotonic()
         self.done = self.nbytes = 0
 

@@ -115,11 +115,11 @@ def by_synset(flat, label_file):
     return grouped
 
 
-def source_listings(source_dir, runner, val_label_file=None, kind="auto"):
+def source_listings(source_dir, runner, val_label_file=None):
     """(train, validation) listings of the images under source_dir, read in place:
     the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source.
     The flat validation set is grouped by synset with the label file."""
-    found = discover.find_source(source_dir, kind)
+    found = discover.find_source(source_dir)
     train, flat_val = discover.list_source(found, runner)
     return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE)
 

@@ -144,9 +144,9 @@ def index_train_tar(path, runner):
     return listing
 
 
-def index_flat_tar(path, split="validation"):
+def index_flat_tar(path):
     """Listing of a flat tar of `*.JPEG` members (the validation tar)."""
-    listing = Listing(split)
+    listing = Listing("validation")
     with _open_tar_file(path) as f:
         size = os.fstat(f.fileno()).st_size
         for name, off, length in scan_tar(_Window(f, 0, size), path, size, IMAGE_PATTERN):

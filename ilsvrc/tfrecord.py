@@ -49,7 +49,7 @@ class CorruptRecord(ValueError):
     pass
 
 
-def read_records(path, check_crc=True):
+def read_records(path):
     """Yield payloads of the records in `path`; CorruptRecord on bad framing or CRC."""
     with open(path, "rb") as f:
         index = 0
@@ -60,14 +60,14 @@ def read_records(path, check_crc=True):
             if len(head) < 12:
                 raise CorruptRecord("record %d: file ends inside a record header" % index)
             length_bytes, length_crc = head[:8], struct.unpack("<I", head[8:])[0]
-            if check_crc and masked_crc(length_bytes) != length_crc:
+            if masked_crc(length_bytes) != length_crc:
                 raise CorruptRecord("record %d: length CRC mismatch" % index)
             (length,) = struct.unpack("<Q", length_bytes)
             payload = f.read(length)
             tail = f.read(4)
             if len(payload) < length or len(tail) < 4:
                 raise CorruptRecord("record %d: file ends inside the record" % index)
-            if check_crc and masked_crc(payload) != struct.unpack("<I", tail)[0]:
+            if masked_crc(payload) != struct.unpack("<I", tail)[0]:
                 raise CorruptRecord("record %d: data CRC mismatch" % index)
             yield payload
             index += 1

@@ -31,9 +31,9 @@ def list_tree_train(train_dir):
     return listing
 
 
-def list_tree_flat(directory, split="validation"):
+def list_tree_flat(directory):
     """`validation/*.JPEG`: a flat directory of images."""
-    listing = Listing(split)
+    listing = Listing("validation")
     listing.root = directory
     for name in _jpegs_in(directory):
         listing.add(name, "")

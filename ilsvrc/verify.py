@@ -94,16 +94,16 @@ def _verify_job(job):
     return verify_shard(job[1])
 
 
-def verify_splits(splits, schema, label_range, runner, with_plan=True):
+def verify_splits(splits, schema, label_range, runner):
     """Verify every shard of every split; return {prefix: records}."""
     counts = {split.prefix: 0 for split in splits}
     jobs = ((split.prefix, (split.path(k), schema, label_range,
-                            expected(split, k) if with_plan else None))
+                            expected(split, k)))
             for split in splits for k in range(split.num_shards))
     for (prefix, _), n in runner.run(_verify_job, jobs):
         counts[prefix] += n
     for split in splits:
-        if with_plan and counts[split.prefix] != split.count:
+        if counts[split.prefix] != split.count:
             raise UserError("%s: %d records in %s, planned %d"
                             % (split.prefix, counts[split.prefix], split.out_dir,
                                split.count))
