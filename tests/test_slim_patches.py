@@ -7,7 +7,6 @@ do not pin down.
 
 import io
 import os
-import re
 import subprocess
 import tarfile
 
@@ -129,25 +128,40 @@ def test_slim_plan_independent_of_listing_order():
 
 # ------------------------------------------------------------------ P4, P11, P12, P14
 
-LEFTOVERS = re.compile(
-    r"\bxrange\b|\bsix\b|\bgoogle3\b|^\s*(import numpy|from numpy)|\bnp\.|"
-    r"\btf\.(Session|gfile|python_io|app|placeholder|logging|flags|train\.Coordinator)\b|"
-    r"compat\.v1\.(Session|placeholder|gfile|app|disable_v2_behavior)\b|\bthreading\b")
-
-
-def test_no_python2_numpy_or_tf1_leftovers_in_the_slim_port():
-    files = [os.path.join(DATASETS, n) for n in os.listdir(DATASETS) if n.endswith(".py")]
-    files += [os.path.join(REPO, "ilsvrc", n + ".py") for n in (
-        "slim", "bbox", "cli/slim", "plan", "write", "image", "cli/options", "extract")]
-    hits = []
-    for path in files:
-        with open(path, encoding="utf-8") as f:
-            for no, line in enumerate(f, 1):
-                if LEFTOVERS.search(line.split("#")[0]):
-                    hits.append("%s:%d: %s" % (path, no, line.strip()))
-    assert not hits, "\n".join(hits)
-    with open(BUILD, encoding="utf-8") as f:
-        assert "from absl import app, flags" in f.read()
+def test_no_python2_numpy_or_tf1_leftovers_in_the_slim_port(slim_release, tmp_path):
+    """The slim conversion, run as build_imagenet_data.py runs it: the main process
+    loads no Python 2 shim, no numpy and no TensorFlow (workers decode and write), and
+    every worker stays in TF2's eager mode with the TF1 graph entry points refused."""
+    out = tmp_path / "out"
+    out.mkdir()
+    code = (
+        "import io, sys\n"
+        "from ilsvrc import pool, slim\n"
+        "with pool.Pool(1) as runner:\n"
+        "    slim.convert(sys.argv[2], runner, source_dir=sys.argv[1], num_threads=2,\n"
+        "                 train_shards=4, val_shards=2, check='decode', log=io.StringIO())\n"
+        "print(sorted(m for m in ('six', 'numpy', 'tensorflow', 'google3', 'future')\n"
+        "             if m in sys.modules))\n")
+    r = run_cmd([python(), "-c", code, slim_release[0], str(out)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert len(os.listdir(out)) == 2 + 4 + 2        # 6 shards, 2 plan state files
+    refused = ("import sys\nsys.path.insert(0, sys.argv[3])\n"
+               "from ilsvrc.tfimport import tensorflow\ntf = tensorflow()\n"
+               "def refuse(*a, **k):\n    raise AssertionError('TF1 graph API used')\n"
+               "for n in ('Session', 'InteractiveSession', 'placeholder', "
+               "'disable_v2_behavior', 'disable_eager_execution'):\n"
+               "    setattr(tf.compat.v1, n, refuse)\n"
+               "import io\nfrom ilsvrc import pool, slim\n"
+               "with pool.Pool(0) as runner:\n"
+               "    slim.convert(sys.argv[2], runner, source_dir=sys.argv[1], num_threads=2,"
+               " train_shards=4, val_shards=2, check='decode', log=io.StringIO())\n"
+               "print(tf.executing_eagerly())\n")
+    again = tmp_path / "again"
+    again.mkdir()
+    r = run_cmd([python(), "-c", refused, slim_release[0], str(again), REPO])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "True"
 
 
 # ------------------------------------------------------------------ A4, DAR-num-threads
