@@ -13,7 +13,7 @@ import fnmatch
 import os
 import shutil
 
-from ilsvrc import containers, shipped
+from ilsvrc import containers, contract
 from ilsvrc.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
 
@@ -101,11 +101,7 @@ def sort_validation(val_dir, label_file):
     Re-runnable: images already in their synset folder are left there.  Every image
     is looked for before anything moves.  Returns the number of files moved.
     """
-    labels = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
-    for k, s in enumerate(labels):
-        if not s:
-            raise UserError("%s line %d is empty; expected one synset per line"
-                            % (label_file, k + 1))
+    labels = contract.read_synset_file(label_file, "validation label file", known=None)
     moves = []
     for k, synset in enumerate(labels):
         name = "ILSVRC2012_val_%08d.JPEG" % (k + 1)

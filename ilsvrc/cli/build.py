@@ -41,6 +41,7 @@ def parse(argv):
                    "DIR/synset_labels.txt, else the shipped one)")
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
+    options.refuse_bucket(a.output, "-o/--output")
     return a
 
 
@@ -52,11 +53,13 @@ def run(argv):
             found = discover.find_source(a.dir, "tar")
             train, val = discover.list_source(found, runner)
             label_file = a.labels or official.label_file_for(a.dir)
+            official.read_labels(label_file, a.allow_custom_classes)
             n = extract.extract(train, val, a.dir, label_file, runner)
             sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
                              % (n, a.dir, a.dir))
         official.convert(a.dir, out, runner, check=a.check, source=a.source,
-                         do_verify=not a.no_verify, label_file=a.labels)
+                         do_verify=not a.no_verify, label_file=a.labels,
+                         allow_custom=a.allow_custom_classes)
     sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 

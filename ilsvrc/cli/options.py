@@ -3,7 +3,7 @@ argument handling of the small positional-argument scripts."""
 
 import sys
 
-from ilsvrc import image, pool
+from ilsvrc import contract, image, pool
 from ilsvrc.errors import UsageError
 
 
@@ -16,10 +16,17 @@ def define_flags(flags):
                       "decode every image with TensorFlow as upstream does.")
     flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check "
                          "it against the plan.")
+    flags.DEFINE_boolean(contract.CUSTOM_FLAG[2:], False, CUSTOM_HELP)
+
+
+CUSTOM_HELP = ("accept synsets outside the 1000 of ILSVRC2012 (a custom class set); the "
+               "label range used is printed. Without it such a synset is an error.")
 
 
 def add_run_options(parser, check=True):
-    """-j/--workers (and --check, --no-verify) for the argparse front ends."""
+    """-j/--workers, --allow-custom-classes (and --check, --no-verify) for the
+    argparse front ends."""
+    parser.add_argument(contract.CUSTOM_ARG, action="store_true", help=CUSTOM_HELP)
     parser.add_argument("-j", "--workers", type=int, default=None, metavar="N",
                         help="worker processes (default: one per CPU core, here %d; "
                         "0 = all in this process). The output does not depend on it."
@@ -31,6 +38,16 @@ def add_run_options(parser, check=True):
                             "image with TensorFlow, as upstream does")
         parser.add_argument("--no-verify", action="store_true",
                             help="skip re-reading the shards after writing")
+
+
+def refuse_bucket(path, flag):
+    """A gs:// path given where a local directory is expected: refused in one line
+    (never a local 'gs:' directory).  The one place that knows it."""
+    if path and path.startswith("gs://"):
+        raise UsageError("%s %s: writing to a bucket is not supported here; give a local "
+                         "directory and copy the shards afterwards (gsutil -m cp -r)"
+                         % (flag, path))
+    return path
 
 
 def workers(num_workers, flag="--num_workers"):
