@@ -42,8 +42,8 @@ def is_synset(name):
 
 
 def _shipped_synsets_file():
-    from ilsvrc import data
-    return data.SYNSETS_FILE
+    from ilsvrc import shipped
+    return shipped.SYNSETS_FILE
 
 
 @functools.lru_cache(maxsize=None)
