@@ -21,7 +21,11 @@ from ilsvrc.errors import UserError
 def _extract_group(job):
     """Worker: copy the members of one group into directory `dest`."""
     dest, members = job
-    os.makedirs(dest, exist_ok=True)
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except OSError as err:
+        raise UserError("cannot create %s for --extract: %s. Choose a writable directory "
+                        "(or fix its permissions), then rerun." % (dest, err.strerror or err))
     done = 0
     with containers.Reader() as reader:   # each tar opened once per job, not per image
         for name, path, offset, size in members:
@@ -83,7 +87,11 @@ def extract(train, val, raw_dir, label_file, runner):
         _check_no_strays(listing, dest_root)
     target = os.path.join(raw_dir, "synset_labels.txt")
     if label_file is not None and not os.path.exists(target):
-        shutil.copyfile(label_file, target)
+        try:
+            shutil.copyfile(label_file, target)
+        except OSError as err:
+            raise UserError("cannot write %s: %s. Fix the directory's permissions, then "
+                            "rerun." % (target, err.strerror or err))
     return total
 
 
