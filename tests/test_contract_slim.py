@@ -20,9 +20,10 @@ from ilsvrc import shipped as data
 from ilsvrc.testing import sample
 from ilsvrc.errors import UserError
 
-BUILD = os.path.join(REPO, "slim", "datasets", "build_imagenet_data.py")
-PREPROCESS = os.path.join(REPO, "slim", "datasets", "preprocess_imagenet_validation_data.py")
-BOXES = os.path.join(REPO, "slim", "datasets", "process_bounding_boxes.py")
+SCRIPTS = os.path.join(REPO, "slim", "datasets")
+BUILD, PREPROCESS, BOXES = (os.path.join(SCRIPTS, name) for name in (
+    "build_imagenet_data.py", "preprocess_imagenet_validation_data.py",
+    "process_bounding_boxes.py"))
 
 
 @pytest.fixture
