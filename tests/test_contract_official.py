@@ -359,3 +359,48 @@ def test_extract_into_an_unwritable_target_is_one_line(release):
     r = build(src, out, "--extract", "--source", "tar")
     one_line_error(r, PROG, os.path.join(src, "train"), "--extract")
     assert not shard_files(out)
+
+
+_PROBE = r"""
+import os, sys
+import tensorflow as tf
+data = open(sys.argv[1], "rb").read()
+i = data.find(b"\xff\xc0")
+for marker in [int(m, 16) for m in sys.argv[2:]]:
+    patched = data[:i + 1] + bytes([marker]) + data[i + 2:]
+    try:
+        tf.io.decode_jpeg(patched, channels=3)
+    except Exception:
+        pass
+    sys.stderr.write("\n#%02x\n" % marker)
+    sys.stderr.flush()
+"""
+
+
+def test_header_check_accepts_exactly_the_frame_types_tensorflow_decodes(tmp_path):
+    """For every frame type, TensorFlow's libjpeg (its stderr, in a separate process)
+    says 'Unsupported JPEG process' exactly when the header check refuses it."""
+    from ilsvrc import jpeg
+    image = sample.make_image(random.Random(4), "rgb", 24, 16)
+    path = tmp_path / "base.jpg"
+    path.write_bytes(image)
+    markers = [m for m in range(0xC0, 0xD0) if m not in (0xC4, 0xC8, 0xCC)]
+    r = subprocess.run([sys.executable, "-c", _PROBE, str(path)] + ["%x" % m for m in markers],
+                       capture_output=True, text=True, env=dict(os.environ,
+                                                                TF_CPP_MIN_LOG_LEVEL="0"))
+    assert r.returncode == 0, r.stderr
+    said = {}                   # marker -> what libjpeg printed while decoding it
+    for line in r.stderr.splitlines():
+        if line.startswith("#"):
+            said[int(line[1:], 16)] = said.pop(-1, "")
+            continue
+        said[-1] = said.get(-1, "") + line
+    i = image.find(b"\xff\xc0")
+    for m in markers:
+        patched = image[:i + 1] + bytes([m]) + image[i + 2:]
+        try:
+            jpeg.header_info(patched)
+            accepted = True
+        except jpeg.BadImage:
+            accepted = False
+        assert accepted == ("Unsupported JPEG process" not in said[m]), (hex(m), said[m])
