@@ -48,8 +48,9 @@ def list_tree_train(train_dir):
             subdirs.append(e.name)
         elif contract.IMAGE_LIKE.fullmatch(e.name):
             raise UserError("%s is outside any class directory (<synset>/), so it would "
-                            "be left out. Move it into its class directory (or remove "
-                            "it), then rerun." % os.path.join(train_dir, e.name))
+                            "be left out. Move it into its class directory (a flat "
+                            "validation directory: run preprocess_imagenet_validation_data.py"
+                            " first), then rerun." % os.path.join(train_dir, e.name))
     for group in subdirs:
         for name in _jpegs_in(os.path.join(train_dir, group)):
             listing.add(name, group)
