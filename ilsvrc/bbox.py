@@ -124,10 +124,43 @@ def _read_file(path):
         raise UserError("cannot read %s: %s" % (path, err.strerror))
 
 
+class _Tracked:
+    """A read-only stream that counts the bytes read through it and where the last
+    non-zero byte was, so the tar's end-of-archive marker can be proven afterwards."""
+
+    def __init__(self, f):
+        self._f, self.pos, self.data_end = f, 0, 0
+
+    def read(self, n=-1):
+        chunk = self._f.read(n)
+        if chunk:
+            tail = len(chunk.rstrip(b"\0"))
+            if tail:
+                self.data_end = self.pos + tail
+            self.pos += len(chunk)
+        return chunk
+
+    def drain(self):
+        while self.read(1 << 20):
+            pass
+
+
+def _open_stream(raw):
+    """The decompressed stream of a .tar.gz (or plain .tar) opened as `raw`."""
+    import gzip
+    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    return gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+
+
 def _from_archive(path):
+    """Stream the annotations of a tar(.gz), then prove it complete: the gzip stream
+    is read to its trailer (CRC and length) and the tar must end with its
+    end-of-archive marker; tarfile alone stops quietly where the data stops."""
     seen = set()
     try:
-        with tarfile.open(path, "r|*") as tar:
+        with open(path, "rb") as raw:
+            stream = _Tracked(_open_stream(raw))
+            tar = tarfile.open(fileobj=stream, mode="r|")
             for info in tar:
                 name = fsutil.strip_dot_slash(info.name)
                 if not info.isreg() or not _is_annotation(name):
@@ -139,6 +172,12 @@ def _from_archive(path):
                 data = tar.extractfile(info).read()
                 sub, base = name.split("/")
                 yield sub, base, "%s: %s" % (path, name), lambda data=data: data
+            end = tar.offset
+            stream.drain()
+            if stream.pos - end < 1024 or stream.data_end > end:
+                raise UserError("%s: truncated or damaged: the tar has no end-of-archive "
+                                "marker after its last complete member (byte %d). Get a "
+                                "complete copy." % (path, end))
     except (tarfile.TarError, EOFError, zlib.error) as err:
         raise UserError("%s: cannot be read as a (compressed) tar archive (%s). Get a "
                         "complete copy." % (path, err or type(err).__name__))

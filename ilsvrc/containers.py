@@ -94,34 +94,87 @@ class Slices(Container):
 _LOCAL = b"PK\x03\x04"
 
 
+_CENTRAL = b"PK\x01\x02"
+
+
+def zip64_sizes(extra, usize, csize, offset):
+    """The ZIP64 extra field's values for the 32-bit fields that say 0xFFFFFFFF."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            body, i, vals = extra[pos + 4:pos + 4 + size], 0, []
+            for v in (usize, csize, offset):
+                if v == 0xFFFFFFFF:
+                    vals.append(struct.unpack_from("<Q", body, i)[0])
+                    i += 8
+                else:
+                    vals.append(v)
+            return vals
+        pos += 4 + size
+    return usize, csize, offset
+
+
 class ZipMembers(Container):
-    """A zip archive: `offset` is a member's local header, `size` its compressed size;
-    a member is inflated if it is deflated and checked against its CRC-32."""
+    """A zip archive: `offset` is a member's central-directory record, `size` its
+    compressed size.  Whatever the writer's flags (data descriptors included), the
+    member is checked against the central directory's CRC-32 and uncompressed size,
+    and inflation stops at that size: a member that inflates to more, or claims more
+    than any image, is refused."""
+
+    def _central(self, handle, at):
+        head = os.pread(handle, 46, at)
+        if len(head) < 46 or head[:4] != _CENTRAL:
+            raise zip_damaged(self.path, "no central-directory record at byte %d" % at)
+        crc, csize, usize, nlen, xlen = struct.unpack_from("<IIIHH", head, 16)
+        (local,) = struct.unpack_from("<I", head, 42)
+        if 0xFFFFFFFF in (csize, usize, local):
+            usize, csize, local = zip64_sizes(os.pread(handle, xlen, at + 46 + nlen),
+                                               usize, csize, local)
+        return crc, csize, usize, local
 
     def read(self, handle, offset, csize):
+        from ilsvrc import contract
         path = self.path
-        head = os.pread(handle, 30, offset)
+        crc, cd_csize, usize, local = self._central(handle, offset)
+        if cd_csize != csize:
+            raise zip_damaged(path, "the central directory changed since it was indexed "
+                              "(member at byte %d)" % offset)
+        contract.check_member_size(usize, "%s: member at byte %d" % (path, local))
+        head = os.pread(handle, 30, local)
         if len(head) < 30 or head[:4] != _LOCAL:
-            raise zip_damaged(path, "no member header at byte %d" % offset)
-        flags, method, _, _, crc = struct.unpack_from("<HHHHI", head, 6)
+            raise zip_damaged(path, "no member header at byte %d" % local)
+        _, method = struct.unpack_from("<HH", head, 6)
         nlen, xlen = struct.unpack_from("<HH", head, 26)
-        raw = os.pread(handle, csize, offset + 30 + nlen + xlen)
+        raw = os.pread(handle, csize, local + 30 + nlen + xlen)
         if len(raw) < csize:
-            raise zip_damaged(path, "truncated inside the member at byte %d" % offset)
+            raise zip_damaged(path, "truncated inside the member at byte %d" % local)
         if method == 0:
             data = raw
         elif method == 8:
+            inflater = zlib.decompressobj(-15)
             try:
-                data = zlib.decompress(raw, -15)
+                data = inflater.decompress(raw, usize + 1)
+                if len(data) <= usize and not inflater.eof:
+                    data += inflater.flush()
             except zlib.error as err:
                 raise zip_damaged(path, "member at byte %d does not inflate (%s)"
-                                  % (offset, err))
+                                  % (local, err))
+            if len(data) > usize:
+                raise zip_damaged(path, "member at byte %d inflates to more than the %d "
+                                  "bytes the central directory gives it" % (local, usize))
+            if not inflater.eof:
+                raise zip_damaged(path, "member at byte %d ends before its deflate stream "
+                                  "does" % local)
         else:
             raise UserError("%s: member at byte %d uses compression method %d; only "
                             "stored and deflated members are supported"
-                            % (path, offset, method))
-        if not flags & 0x08 and zlib.crc32(data) != crc:
-            raise zip_damaged(path, "CRC mismatch in the member at byte %d" % offset)
+                            % (path, local, method))
+        if len(data) != usize:
+            raise zip_damaged(path, "member at byte %d holds %d bytes, the central "
+                              "directory says %d" % (local, len(data), usize))
+        if zlib.crc32(data) != crc:
+            raise zip_damaged(path, "CRC-32 mismatch in the member at byte %d" % local)
         return data
 
 

@@ -1,5 +1,5 @@
 """The one conversion every format goes through: plan the splits from the listings,
-write their shards, then verify them against the plan."""
+write their shards, then verify them against the plan and the label contract."""
 
 import sys
 from typing import Callable, NamedTuple
@@ -14,6 +14,7 @@ class Format(NamedTuple):
     label_range: tuple    # (lowest, highest) image/class/label
     layout: tuple         # ((subdirectory of the output, file prefix, shards), ...)
     plan: Callable        # plan(listings, out_dir, log, **options) -> (splits, labels)
+    exact_labels: bool = False   # labels are exactly the ILSVRC2012 ones (slim)
 
 
 def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
@@ -24,7 +25,14 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
     stats = write.write_splits(splits, runner, check, label="converting")
     if do_verify:
-        counts = verify.verify_splits(splits, fmt.schema, (1, num_labels), runner)
+        # the plan and the ILSVRC2012 label contract (ilsvrc.contract.check_label_map)
+        custom = options.get("allow_custom", False)
+        pairs = {}
+        counts = verify.verify_splits(splits, fmt.schema,
+                                      verify.label_range(num_labels, custom), runner,
+                                      pairs=pairs)
+        verify.check_contract(pairs, custom, fmt.exact_labels and not custom,
+                              " and ".join(sorted({s.out_dir for s in splits})))
         log.write("verified: %s records, every image once with its label\n"
                   % " and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits))
     return splits, stats

@@ -13,7 +13,7 @@ import fnmatch
 import os
 import shutil
 
-from ilsvrc import containers, fsutil, shipped
+from ilsvrc import containers, contract, fsutil
 from ilsvrc.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
 
@@ -21,7 +21,11 @@ from ilsvrc.errors import UserError
 def _extract_group(job):
     """Worker: copy the members of one group into directory `dest`."""
     dest, members = job
-    os.makedirs(dest, exist_ok=True)
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except OSError as err:
+        raise UserError("cannot create %s for --extract: %s. Choose a writable directory "
+                        "(or fix its permissions), then rerun." % (dest, err.strerror or err))
     done = 0
     with containers.Reader() as reader:   # each tar opened once per job, not per image
         for name, path, offset, size in members:
@@ -84,7 +88,11 @@ def extract(train, val, raw_dir, label_file, runner):
         _check_no_strays(listing, dest_root)
     target = os.path.join(raw_dir, "synset_labels.txt")
     if label_file is not None and not os.path.exists(target):
-        shutil.copyfile(label_file, target)
+        try:
+            shutil.copyfile(label_file, target)
+        except OSError as err:
+            raise UserError("cannot write %s: %s. Fix the directory's permissions, then "
+                            "rerun." % (target, err.strerror or err))
     return total
 
 
@@ -102,11 +110,7 @@ def sort_validation(val_dir, label_file):
     Re-runnable: images already in their synset folder are left there.  Every image
     is looked for before anything moves.  Returns the number of files moved.
     """
-    labels = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
-    for k, s in enumerate(labels):
-        if not s:
-            raise UserError("%s line %d is empty; expected one synset per line"
-                            % (label_file, k + 1))
+    labels = contract.read_synset_file(label_file, "validation label file", known=None)
     moves = []
     for k, synset in enumerate(labels):
         name = "ILSVRC2012_val_%08d.JPEG" % (k + 1)

@@ -7,11 +7,14 @@ the height and width that go beside them:
     upstream does: TensorFlow decode (PNG to 3 channels, CMYK through TF's own
     conversion), then `encode_jpeg(format='rgb', quality=100)`;
   * every image is then checked: by default from the JPEG header (jpeg.header_info);
-    with check="decode" by a full TensorFlow decode to 3 channels, as upstream does.
+    with check="decode" by a full TensorFlow decode to 3 channels, as upstream does,
+    where libjpeg's warnings about corrupt data also fail (docs/errors.md).
 Grayscale and other CMYK JPEGs are stored as they are (decision A8).
 """
 
+import os
 import re
+import sys
 
 from ilsvrc import jpeg
 from ilsvrc.errors import UserError
@@ -53,10 +56,55 @@ def reencode(data, kind):
     return tf.io.encode_jpeg(pixels, format="rgb", quality=100).numpy()
 
 
+# libjpeg's warnings about damaged data.  TensorFlow's decoder prints them on
+# stderr and returns pixels anyway (measured with TF 2.21: a flipped bit in the
+# entropy-coded data gives "Corrupt JPEG data: bad Huffman code", a cut scan padded
+# with an end marker "premature end of data segment"); the decode check fails on them.
+LIBJPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG", "Inconsistent progression",
+                  "Invalid SOS parameters", "Bogus")
+_capture = None
+
+
+def _decode_capturing_stderr(decode):
+    """Run `decode()` with file descriptor 2 sent to a scratch file; return (result
+    or the exception raised, what was written).  libjpeg writes its warnings there."""
+    global _capture
+    import tempfile
+    if _capture is None:
+        _capture = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    _capture.seek(0)
+    _capture.truncate()
+    os.dup2(_capture.fileno(), 2)
+    try:
+        try:
+            result = decode()
+        except Exception as err:  # TensorFlow's error; reported with libjpeg's reason
+            result = err
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    _capture.seek(0)
+    return result, _capture.read(8192).decode("utf-8", "replace")
+
+
 def decoded_size(data):
+    """TensorFlow's decode to 3 channels, as upstream does; any libjpeg warning about
+    damaged data (which TF does not treat as an error) is an error here."""
     from ilsvrc.tfimport import tensorflow
     tf = tensorflow()
-    shape = tf.io.decode_jpeg(data, channels=3).shape
+    result, said = _decode_capturing_stderr(lambda: tf.io.decode_jpeg(data, channels=3))
+    reasons = [line.strip() for line in said.splitlines()
+               if any(m in line for m in LIBJPEG_DAMAGE) or "Unsupported" in line]
+    if isinstance(result, Exception):
+        if reasons:
+            raise ValueError("libjpeg: %s" % reasons[0])
+        raise result
+    if reasons:
+        raise ValueError("libjpeg: %s; TensorFlow would return damaged pixels"
+                         % reasons[0])
+    shape = result.shape
     if len(shape) != 3 or shape[2] != 3:
         raise ValueError("decoded to shape %s, not height x width x 3" % (shape,))
     return int(shape[0]), int(shape[1])

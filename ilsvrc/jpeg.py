@@ -2,9 +2,9 @@
 
 `header_info` walks the marker segments up to the first scan and returns the frame
 size, as TensorFlow's decoder reports it (height/width from the SOF, no EXIF rotation).
-It also checks the structure: start-of-image marker, well-formed segments, one
-supported frame header with non-zero dimensions, a scan, and an end-of-image marker
-after it.  A truncated or non-JPEG file fails with BadImage.  Bytes after the
+It also checks the structure: start-of-image marker, well-formed segments, one frame
+header of a type and precision TensorFlow decodes with non-zero dimensions, a scan,
+and an end-of-image marker after it.  The entropy-coded data is not decoded.  A truncated or non-JPEG file fails with BadImage.  Bytes after the
 end-of-image marker are ignored, as libjpeg ignores them.
 """
 
@@ -15,11 +15,14 @@ class BadImage(ValueError):
     pass
 
 
-# SOF0 baseline, SOF1 extended sequential, SOF2 progressive (Huffman coding): what
-# TensorFlow's libjpeg-turbo decodes in every build.  Other frame types (lossless,
-# hierarchical, arithmetic coding) are refused here; the "decode" image check lets
-# TensorFlow itself decide about them.
-SUPPORTED_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
+# Exactly the frame types TensorFlow 2.21's libjpeg-turbo decodes (measured): SOF0
+# baseline, SOF1 extended sequential, SOF2 progressive with Huffman coding, and SOF9 /
+# SOF10, the same with arithmetic coding; 8-bit samples only.  Lossless (SOF3, SOF11)
+# and hierarchical (SOF5-7, SOF13-15) frames and 12- or 16-bit precision are refused
+# by TF ("Unsupported JPEG process" / "data precision"), and so here.
+SUPPORTED_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive",
+                 0xC9: "arithmetic extended", 0xCA: "arithmetic progressive"}
+PRECISION = 8
 _ALL_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE = set(range(0xD0, 0xD8)) | {0x01}
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
@@ -61,11 +64,14 @@ def header_info(data):
             if frame is not None:
                 raise BadImage("corrupt: more than one frame header")
             if marker not in SUPPORTED_SOF:
-                raise BadImage("unsupported JPEG frame type 0x%02X (lossless, "
-                               "hierarchical or arithmetic-coded)" % marker)
+                raise BadImage("unsupported JPEG frame type 0x%02X (lossless or "
+                               "hierarchical; TensorFlow cannot decode it)" % marker)
             if seglen < 8:
                 raise BadImage("corrupt: frame header too short")
-            _, height, width, comps = struct.unpack_from(">BHHB", data, pos + 2)
+            precision, height, width, comps = struct.unpack_from(">BHHB", data, pos + 2)
+            if precision != PRECISION:
+                raise BadImage("unsupported JPEG sample precision %d bits (TensorFlow "
+                               "decodes 8-bit JPEGs only)" % precision)
             if height == 0 or width == 0:
                 raise BadImage("corrupt: frame header says %dx%d pixels" % (width, height))
             if comps not in (1, 3, 4) or seglen != 8 + 3 * comps:

@@ -7,7 +7,9 @@ Two forms are read:
   * the downloaded zip `imagenet-object-localization-challenge.zip` in place, when it
     holds `ILSVRC/...` directly: members are found through the zip's central directory
     (parsed here into compact columns, ZIP64 included); containers.ZipMembers reads
-    each image from its local header, inflates it and checks its CRC-32.
+    each image through its central-directory record and local header, inflates it
+    (bounded by the central directory's size) and checks it against the central
+    directory's CRC-32 and size whatever the writer's flags.
 Older zips that wrap everything in a .tar.gz cannot be read in place (a gzip stream has
 no random access): metalhead/prepare.py unpacks them once.
 """
@@ -15,8 +17,8 @@ no random access): metalhead/prepare.py unpacks them once.
 import os
 import struct
 
-from ilsvrc import fsutil
-from ilsvrc.containers import ZipMembers, zip_damaged
+from ilsvrc import contract, fsutil
+from ilsvrc.containers import ZipMembers, zip64_sizes, zip_damaged
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
 
@@ -64,26 +66,8 @@ def _central_directory(f, path):
     return cd_off, cd_size, entries
 
 
-def _zip64_extra(extra, usize, csize, offset):
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            body, i = extra[pos + 4:pos + 4 + size], 0
-            vals = []
-            for v in (usize, csize, offset):
-                if v == 0xFFFFFFFF:
-                    vals.append(struct.unpack_from("<Q", body, i)[0])
-                    i += 8
-                else:
-                    vals.append(v)
-            return vals
-        pos += 4 + size
-    return usize, csize, offset
-
-
 def _entries(f, path):
-    """Yield (name, local_header_offset, compressed_size) of every member."""
+    """Yield (name, central_record_offset, compressed_size) of every member."""
     cd_off, cd_size, _ = _central_directory(f, path)
     buf, at = b"", 0            # unread central-directory bytes are buf[at:]
     pos, end = cd_off, cd_off + cd_size
@@ -108,14 +92,16 @@ def _entries(f, path):
             raise zip_damaged(path, "corrupt central directory")
         name = buf[at + 46:at + 46 + nlen].decode("utf-8", "replace")
         if 0xFFFFFFFF in (csize, usize, offset):
-            usize, csize, offset = _zip64_extra(buf[at + 46 + nlen:at + 46 + nlen + xlen],
+            usize, csize, offset = zip64_sizes(buf[at + 46 + nlen:at + 46 + nlen + xlen],
                                                 usize, csize, offset)
-        yield name, offset, csize
+        yield name, pos - (len(buf) - at), csize
         at += rec_len
 
 
 def zip_members(path):
-    """Yield (name, local_header_offset, compressed_size) of every member of a zip."""
+    """Yield (name, offset, compressed_size) of every member of a zip; `offset` is
+    that of the member's central-directory record, which containers.ZipMembers reads
+    (the central directory is the authority on a member's CRC-32 and sizes)."""
     try:
         f = open(path, "rb")
     except OSError as err:
@@ -157,12 +143,19 @@ def index_zip(path):
         if name in seen:
             raise UserError("%s: member '%s' appears twice" % (path, name))
         seen.add(name)
-        if not fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN):
-            continue
-        if parts[0] == "train" and len(parts) == 3:
+        if parts[0] not in ("train", "val"):
+            continue                   # test/ and the rest: not converted
+        is_jpeg = fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN)
+        if parts[0] == "train" and len(parts) == 3 and is_jpeg:
+            contract.check_class_name(parts[1], "%s: %s" % (path, "/".join(
+                name.split("/")[:-1]) + "/"))
             train.add(parts[2], parts[1], 0, offset, csize)
-        elif parts[0] == "val" and len(parts) == 2:
+        elif parts[0] == "val" and len(parts) == 2 and is_jpeg:
             val.add(parts[1], "", 0, offset, csize)
+        elif is_jpeg or contract.IMAGE_LIKE.fullmatch(parts[-1]):
+            raise UserError("%s: member '%s' is not where the Kaggle copy keeps its images "
+                            "(train/<synset>/*.JPEG, val/*.JPEG), so it would be left "
+                            "out. Use the original Kaggle archive." % (path, name))
     if not len(train) and not len(val):
         if wrapped:
             raise UserError("%s holds %s, which cannot be read in place: run "

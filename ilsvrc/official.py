@@ -11,8 +11,8 @@ import os
 import sys
 from array import array
 
+from ilsvrc import contract, discover, features, plan, shipped
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -29,13 +29,22 @@ def label_file_for(raw_dir):
     return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
 
 
-def make_splits(train, val, label_lines, label_file, out_dir):
+def read_labels(label_file, allow_custom=False):
+    """The validation label file's synsets, checked against the contract."""
+    return contract.read_synset_file(label_file, "validation label file",
+                                     allow_custom=allow_custom)
+
+
+def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False,
+                log=None):
     """Plan both splits: training sorted by relpath then shuffled with seed 0,
     validation sorted by name; ceil(n / shards) images per shard.  Pure apart from
     reading the listings."""
     for listing, where in ((train, "training"), (val, "validation")):
         if not len(listing):
-            raise UserError("found no %s images (*.JPEG) in the source" % where)
+            raise UserError("found no %s images (*.JPEG) in %s"
+                            % (where, contract.listing_where(listing)))
+    contract.check_classes(train, allow_custom)
     # training: sorted listing, then upstream's seed-0 shuffle
     keys = [train.relpath(i) for i in range(len(train))]
     by_path = sorted(range(len(train)), key=keys.__getitem__)
@@ -45,12 +54,16 @@ def make_splits(train, val, label_lines, label_file, out_dir):
     del by_path
     # validation: sorted, not shuffled; labels by number or position
     val_order = array("I", sorted(range(len(val)), key=val.names.__getitem__))
+    contract.check_numbering(val.names, contract.listing_where(val))
     try:
         val_synsets = plan.validation_synsets([val.names[i] for i in val_order],
                                               label_lines, label_file)
     except ValueError as err:
         raise UserError(str(err))
     labels = plan.labels_from_synsets(list(label_lines) + train.group_names)
+    note = contract.label_range_note(labels, allow_custom)
+    if note and log is not None:
+        log.write(note + "\n")
 
     def class_features(synset):
         return {"image/class/label": (I, [labels[synset]]),
@@ -74,15 +87,18 @@ def make_splits(train, val, label_lines, label_file, out_dir):
     ], len(labels)
 
 
-def read_source(raw_dir, runner, source="auto", label_file=None, log=None):
+def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
+                allow_custom=False):
     """The (train, validation) listings under raw_dir, and the planner's options
-    (the validation label file: label_file, else the one label_file_for finds)."""
+    (the validation label file: label_file, else the one label_file_for finds;
+    whether synsets outside the 1000 are allowed)."""
     found = discover.find_source(raw_dir, source)
     label_file = label_file or label_file_for(raw_dir)
-    label_lines = shipped.read_lines(label_file, "validation label file")
+    label_lines = read_labels(label_file, allow_custom)
     if log:
         say_reading(raw_dir, found[0], label_file, log)
-    options = dict(label_lines=label_lines, label_file=label_file)
+    options = dict(label_lines=label_lines, label_file=label_file,
+                   allow_custom=allow_custom)
     return discover.list_source(found, runner), options
 
 
@@ -90,9 +106,11 @@ def say_reading(raw_dir, kind, label_file, log):
     log.write("reading %s (%s); validation labels from %s\n" % (raw_dir, kind, label_file))
 
 
-def plan_listings(listings, out_dir, log=None, label_lines=(), label_file=""):
+def plan_listings(listings, out_dir, log=None, label_lines=(), label_file="",
+                  allow_custom=False):
     """The planner of FORMAT: make_splits over both listings, said on `log`."""
-    splits, num_labels = make_splits(*listings, label_lines, label_file, out_dir)
+    splits, num_labels = make_splits(*listings, label_lines, label_file, out_dir,
+                                     allow_custom, log)
     if log:
         log.write("%d training and %d validation images -> %s\n"
                   % (splits[0].count, splits[1].count, out_dir))
@@ -106,8 +124,8 @@ FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
 
 
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
-            label_file=None, log=sys.stderr):
+            label_file=None, log=sys.stderr, allow_custom=False):
     """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
-    listings, options = read_source(raw_dir, runner, source, label_file, log)
+    listings, options = read_source(raw_dir, runner, source, label_file, log, allow_custom)
     return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
                               **options)

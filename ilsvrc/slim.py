@@ -17,7 +17,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped, tree
+from ilsvrc import contract, discover, features, plan, shipped, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -49,20 +49,17 @@ def check_layout(train_shards, val_shards, num_threads):
 
 # --------------------------------------------------------------------------- lookups
 
-def load_synsets(path):
-    """Synsets in file order; label of line k (0-based) is k + 1."""
-    synsets = [line.strip() for line in shipped.read_lines(path, "labels file")]
+def load_synsets(path, allow_custom=False):
+    """Synsets in file order; label of line k (0-based) is k + 1.  Unless a custom
+    class set is allowed, the file must be the 1000 ILSVRC2012 synsets, sorted."""
+    synsets = contract.read_synset_file(path, "labels file", known=None)
     seen = {}
     for k, s in enumerate(synsets):
-        if not s:
-            raise UserError("%s line %d is empty; the labels file needs one synset per "
-                            "line" % (path, k + 1))
         if s in seen:
             raise UserError("%s lists %s twice (lines %d and %d); each synset must "
                             "appear once" % (path, s, seen[s] + 1, k + 1))
         seen[s] = k
-    if not synsets:
-        raise UserError("%s is empty; it should list the synsets, one per line" % path)
+    contract.check_slim_synsets(synsets, path, allow_custom)
     return synsets
 
 
@@ -99,9 +96,11 @@ def load_boxes(path):
 
 # --------------------------------------------------------------------------- sources
 
-def by_synset(flat, label_file):
+def by_synset(flat, label_file, allow_custom=False):
     """A flat validation listing regrouped under each image's synset (label file)."""
-    label_lines = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
+    label_lines = contract.read_synset_file(label_file, "validation label file",
+                                            allow_custom=allow_custom)
+    contract.check_numbering(flat.names, contract.listing_where(flat))
     order = sorted(range(len(flat)), key=flat.names.__getitem__)
     try:
         synsets = plan.validation_synsets([flat.names[i] for i in order], label_lines,
@@ -115,13 +114,14 @@ def by_synset(flat, label_file):
     return grouped
 
 
-def source_listings(source_dir, runner, val_label_file=None):
+def source_listings(source_dir, runner, val_label_file=None, allow_custom=False):
     """(train, validation) listings of the images under source_dir, read in place:
     the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source.
     The flat validation set is grouped by synset with the label file."""
     found = discover.find_source(source_dir)
     train, flat_val = discover.list_source(found, runner)
-    return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE)
+    return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE,
+                            allow_custom)
 
 
 def tree_listings(train_dir, val_dir):
@@ -166,6 +166,13 @@ def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_
     """A plan.Split for one split: upstream's list order, seed-12345 shuffle and
     thread-layout shards."""
     labels = {s: k + 1 for k, s in enumerate(synsets)}
+    for g in sorted(set(listing.group_names)):
+        if g not in labels:   # its images would be left out of the plan
+            where = contract.class_where(listing, g)
+            contract.check_class_name(g, where)
+            raise UserError("%s: class %s is not in the labels file, so its images would "
+                            "be left out. Add it to the labels file (a custom class set) "
+                            "or remove it from the source." % (where, g))
     base = listing_order(listing, synsets)
     if not base:
         raise UserError("found no %s images: none of the synsets of the labels file has "
@@ -197,30 +204,36 @@ def plan_split(prefix, listing, synsets, texts, boxes, out_dir, num_shards, num_
 def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
                 labels_file=shipped.SYNSETS_FILE, metadata_file=shipped.METADATA_FILE,
                 bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
-                val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr):
+                val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr,
+                allow_custom=False):
     """The (train, validation) listings and the planner's options (the label, text
-    and box tables, the layout).
+    and box tables, the layout, whether synsets outside the 1000 are allowed).
 
     Reads the images under source_dir (tars or Kaggle copy) when given, else the trees
     train_dir and val_dir.  bbox_file '' means no boxes (empty box lists).
     """
     check_layout(train_shards, val_shards, num_threads)
-    synsets = load_synsets(labels_file)
+    synsets = load_synsets(labels_file, allow_custom)
+    if allow_custom:
+        log.write("custom class set: %d classes, labels 1..%d\n" % (len(synsets),
+                                                                     len(synsets)))
     texts = load_metadata(metadata_file)
     boxes = load_boxes(bbox_file)
     log.write("%d bounding boxes for %d images in %s\n"
               % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
     if source_dir is not None:
-        listings = source_listings(source_dir, runner, val_label_file)
+        listings = source_listings(source_dir, runner, val_label_file,
+                                   allow_custom=allow_custom)
     else:
         listings = tree_listings(train_dir, val_dir)
     return listings, dict(synsets=synsets, texts=texts, boxes=boxes,
                           metadata_file=metadata_file, train_shards=train_shards,
-                          val_shards=val_shards, num_threads=num_threads)
+                          val_shards=val_shards, num_threads=num_threads,
+                          allow_custom=allow_custom)
 
 
 def plan_listings(listings, out_dir, log, synsets, texts, boxes, metadata_file,
-                  train_shards, val_shards, num_threads):
+                  train_shards, val_shards, num_threads, allow_custom=False):
     """The planner of FORMAT: validation then training, as upstream writes them."""
     train, val = listings
     splits = [plan_split("validation", val, synsets, texts, boxes, out_dir, val_shards,
@@ -232,7 +245,7 @@ def plan_listings(listings, out_dir, log, synsets, texts, boxes, metadata_file,
 
 FORMAT = conversion.Format("slim", SCHEMA, (1, 1000),
                            (("", "train", TRAIN_SHARDS), ("", "validation", VAL_SHARDS)),
-                           plan_listings)
+                           plan_listings, exact_labels=True)
 
 
 def make_splits(out_dir, runner, log=sys.stderr, **where):

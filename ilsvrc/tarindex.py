@@ -4,9 +4,11 @@ later in place.
 The outer training tar's 1000 inner tars are indexed in parallel by the worker pool.
 Member rules, same as the upstream globs: training images are `*.JPEG` members at the
 top of each inner `<synset>.tar` (the synset is the inner tar's name without `.tar`),
-validation images are `*.JPEG` members at the top of the validation tar.  Other
-members are ignored.  Links, absolute names and names with `..` are refused, as are
-duplicates and members that run past the end of the file.
+validation images are `*.JPEG` members at the top of the validation tar.  Anything
+else is refused rather than ignored (ilsvrc.contract: nothing drops silently): other
+members, members in sub-folders, sparse members, non-synset inner tars, links,
+absolute names and names with `..`, duplicates and members that run past the end of
+the file.
 """
 
 import fnmatch
@@ -14,7 +16,7 @@ import os
 import stat
 import tarfile
 
-from ilsvrc import fsutil
+from ilsvrc import contract, fsutil
 from ilsvrc.containers import Slices
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
@@ -60,8 +62,34 @@ def _clean_name(name, where):
     return name
 
 
+_HOLDS = {"*.tar": "only <synset>.tar class tars", IMAGE_PATTERN: "only *.JPEG images"}
+
+
+def _check_member(info, name, where, want):
+    """Every member is either what the release tar holds or refused, never skipped."""
+    holds = _HOLDS.get(want, "only %s members" % want)
+    if info.sparse is not None or info.type == tarfile.GNUTYPE_SPARSE:
+        raise UserError("%s: member '%s' is stored sparse (tar -S); sparse members cannot "
+                        "be read in place. Repack it without -S (or use the original "
+                        "release tar)." % (where, name))
+    if not info.isreg():
+        raise UserError("%s: member '%s' is not a regular file; the release tar holds %s. "
+                        "Use the original release tar." % (where, name, holds))
+    if "/" in name:
+        raise UserError("%s: member '%s' is in a sub-folder, but the release tar holds %s "
+                        "at its top level (re-packed?). Use the original release tar, or "
+                        "extract it and convert the directory." % (where, name, holds))
+    if not fnmatch.fnmatchcase(name, want):
+        raise UserError("%s: member '%s' is not part of the release: the tar holds %s. "
+                        "Remove it from the tar (or use the original release tar)."
+                        % (where, name, holds))
+    if want == IMAGE_PATTERN:
+        contract.check_member_size(info.size, "%s: member '%s'" % (where, name))
+
+
 def scan_tar(fileobj, where, total_size, want):
-    """Yield (name, data_offset, size) of regular top-level members matching `want`.
+    """Yield (name, data_offset, size) of the members: regular, top-level, matching
+    `want` (directory entries aside, anything else is refused, see _check_member).
 
     Offsets are relative to the start of `fileobj`.  Raises UserError for unsafe,
     duplicate or truncated members and for a missing end-of-archive marker.
@@ -76,10 +104,7 @@ def scan_tar(fileobj, where, total_size, want):
             if info.issym() or info.islnk():
                 raise UserError("%s: member '%s' is a link; refusing it (a release tar "
                                 "holds plain files only)." % (where, name))
-            if not info.isreg() or info.sparse is not None:
-                continue
-            if "/" in name or not fnmatch.fnmatchcase(name, want):
-                continue
+            _check_member(info, name, where, want)
             if info.offset_data + info.size > total_size:
                 raise UserError("%s: truncated: member '%s' runs past the end of the "
                                 "file. Get a complete copy." % (where, name))
@@ -131,6 +156,8 @@ def index_train_tar(path, runner):
     if not inner:
         raise UserError("%s holds no <synset>.tar members; is it the ILSVRC2012 "
                         "training tar?" % path)
+    for name, _, _ in inner:
+        contract.check_class_name(name[:-len(".tar")], "%s: %s" % (path, name))
     jobs = [(path, name, off, length) for name, off, length in inner]
     results = {}
     for job, members in runner.run(_index_inner, jobs):

@@ -5,12 +5,14 @@ installed, the pure-Python reader otherwise), that each record parses as an Exam
 with exactly the format's feature keys and kinds, label range, and -- when the plan
 is known -- that the shard holds exactly the planned images, in order, with their
 labels.  Together with a plan that covers every source image once, that proves every
-input is in the output exactly once with its label.
+input is in the output exactly once with its label.  Across all shards the
+synset/label pairs must follow the ILSVRC2012 contract (contract.check_label_map),
+so a plan built from bad inputs cannot make bad labels pass.
 """
 
 import os
 
-from ilsvrc import features, tfrecord
+from ilsvrc import contract, features, tfrecord
 from ilsvrc.errors import UserError
 
 
@@ -50,8 +52,22 @@ def check_record(feats, schema, label_range):
 
 def verify_shard(job):
     """Worker: (path, schema, label_range, expected or None) -> number of records."""
+    return verify_shard_labels(job)[0]
+
+
+def _note_label(pairs, feats):
+    synset = feats.get("image/class/synset", (None, [b""]))[1]
+    label = feats["image/class/label"][1][0]
+    key = bytes(synset[0]).decode("utf-8", "replace") if len(synset) == 1 else repr(synset)
+    pairs.setdefault(key, set()).add(label)
+
+
+def verify_shard_labels(job):
+    """verify_shard, also returning {synset: {labels}} of the shard's records (for
+    the contract's one-synset-one-label check across shards and splits)."""
     path, schema, label_range, expected = job
     n = 0
+    pairs = {}
     try:
         for payload in _records(path):
             where = "%s record %d" % (path, n)
@@ -72,6 +88,7 @@ def verify_shard(job):
                                         % (got + tuple(expected[n])))
             if problems:
                 raise UserError("%s: %s" % (where, "; ".join(problems)))
+            _note_label(pairs, feats)
             n += 1
     except tfrecord.CorruptRecord as err:
         raise UserError("%s: corrupt after %d good records (%s). Delete it and rerun "
@@ -81,7 +98,25 @@ def verify_shard(job):
     if expected is not None and n != len(expected):
         raise UserError("%s holds %d records, planned %d. Delete it and rerun the "
                         "conversion." % (path, n, len(expected)))
-    return n
+    return n, pairs
+
+
+def merge_labels(into, pairs):
+    for synset, labels in pairs.items():
+        into.setdefault(synset, set()).update(labels)
+
+
+def label_range(num_labels, custom):
+    """Labels a verify accepts: 1..1000, or 1..N for a custom class set of N."""
+    return (1, num_labels) if custom else (1, contract.NUM_CLASSES)
+
+
+def check_contract(pairs, custom, exact, where):
+    """Raise UserError when the records' synset/label pairs break the contract."""
+    problems = contract.check_label_map(pairs, custom=custom, exact=exact, where=where)
+    if problems:
+        raise UserError("%s (%d problem%s)" % (problems[0], len(problems),
+                                               "" if len(problems) == 1 else "s"))
 
 
 def expected(split, k):
@@ -91,17 +126,20 @@ def expected(split, k):
 
 
 def _verify_job(job):
-    return verify_shard(job[1])
+    return verify_shard_labels(job[1])
 
 
-def verify_splits(splits, schema, label_range, runner):
-    """Verify every shard of every split; return {prefix: records}."""
+def verify_splits(splits, schema, label_range, runner, pairs=None):
+    """Verify every shard of every split; return {prefix: records}.  `pairs`: a dict
+    that collects {synset: {labels}} of all records."""
     counts = {split.prefix: 0 for split in splits}
     jobs = ((split.prefix, (split.path(k), schema, label_range,
                             expected(split, k)))
             for split in splits for k in range(split.num_shards))
-    for (prefix, _), n in runner.run(_verify_job, jobs):
+    for (prefix, _), (n, shard_pairs) in runner.run(_verify_job, jobs):
         counts[prefix] += n
+        if pairs is not None:
+            merge_labels(pairs, shard_pairs)
     for split in splits:
         if counts[split.prefix] != split.count:
             raise UserError("%s: %d records in %s, planned %d"

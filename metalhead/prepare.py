@@ -226,6 +226,11 @@ def from_tree(src, writer):
 
 def unpack(src, out):
     writer = Writer(out)
+    real_src, real_out = os.path.realpath(src), os.path.realpath(writer.out)
+    if os.path.isdir(src) and real_src != real_out and \
+            os.path.commonpath([real_src, real_out]) == real_src:
+        raise Failure("--out %s is inside the source folder %s, so the copy would be "
+                      "copied into itself; choose an --out outside it." % (out, src))
     os.makedirs(writer.out, exist_ok=True)
     if os.path.isdir(src):
         if os.path.isfile(os.path.join(src, ZIP_NAME)):

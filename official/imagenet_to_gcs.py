@@ -32,7 +32,7 @@ flags.DEFINE_string("raw_data_dir", None, "Directory with the two ILSVRC2012 tar
 flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path when "
                      "done; --nogcs_upload keeps them local only.")
 # Our additions (upstream has no equivalent):
-options.define_flags(flags)  # --num_workers, --image_check, --verify
+options.define_flags(flags)  # --num_workers, --image_check, --verify, custom classes
 flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
                   "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
                   "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
@@ -56,6 +56,7 @@ def run(argv):
     scratch = FLAGS.local_scratch_dir
     if scratch is None:
         raise UsageError("--local_scratch_dir is required: where to write the shards")
+    options.refuse_bucket(scratch, "--local_scratch_dir")
     if FLAGS.raw_data_dir is None:
         raise UsageError("--raw_data_dir is required: downloading from image-net.org is "
                          "no longer supported; point it at the directory holding the "
@@ -68,7 +69,8 @@ def run(argv):
     with pool.Pool(workers) as runner:
         splits, _ = official.convert(FLAGS.raw_data_dir, scratch, runner,
                                      check=FLAGS.image_check, source=FLAGS.source,
-                                     do_verify=FLAGS.verify)
+                                     do_verify=FLAGS.verify,
+                                     allow_custom=FLAGS.allow_custom_classes)
     if uploading:
         gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project)
     return 0

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO, python, run_cmd
 from ilsvrc import bbox, features, image, plan, shipped, slim, tarindex
+from ilsvrc.errors import UserError
 from ilsvrc.listing import Listing
 from ilsvrc.cli import slim as cli_slim
 from slim_helpers import convert, records, shard_paths
@@ -111,9 +112,9 @@ def test_slim_records_hold_the_file_bytes_except_the_listed_23(slim_release, tmp
 # ------------------------------------------------------------------ A2, P17
 
 def test_slim_plan_independent_of_listing_order():
-    synsets = ["n02", "n00", "n01"]
-    pairs = [("n0%d" % (k % 3), "n0%d_%d.JPEG" % (k % 3, k)) for k in range(23)]
-    pairs.append(("n09", "n09_1.JPEG"))               # not in the labels file: ignored
+    # synset-shaped names outside the 1000: a custom class set (ilsvrc.contract)
+    synsets = ["n00000002", "n00000000", "n00000001"]
+    pairs = [("n0000000%d" % (k % 3), "n0000000%d_%d.JPEG" % (k % 3, k)) for k in range(23)]
     texts = {s: s.upper() for s in synsets}
     plans = [_items(slim.plan_split("train", _listing(p), synsets, texts, {}, "/o", 4, 2,
                                     log=io.StringIO()))
@@ -124,6 +125,10 @@ def test_slim_plan_independent_of_listing_order():
               for n in sorted(n for g, n in pairs if g == s)]
     want = plan.apply_order(listed, plan.seeded_permutation(len(listed), 12345))
     assert [it.relpath for it in plans[0]] == want
+    # a class the labels file lacks is refused, not dropped as upstream did
+    with pytest.raises(UserError, match="not in the labels file"):
+        slim.plan_split("train", _listing(pairs + [("n00000009", "n00000009_1.JPEG")]),
+                        synsets, texts, {}, "/o", 4, 2, log=io.StringIO())
 
 
 # ------------------------------------------------------------------ P4, P11, P12, P14

@@ -42,6 +42,7 @@ def parse(argv):
                    "DIR/synset_labels.txt, else the shipped one)")
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
+    options.refuse_bucket(a.output, "-o/--output")
     return a
 
 
@@ -56,7 +57,8 @@ def run(argv):
     out = a.output or os.path.join(a.dir, "tf_records")
     with pool.Pool(a.workers) as runner:
         if a.extract:
-            listings, options = official.read_source(a.dir, runner, "tar", a.labels)
+            listings, options = official.read_source(a.dir, runner, "tar", a.labels,
+                                                     allow_custom=a.allow_custom_classes)
             _extract(a, listings, options["label_file"], runner)
         if a.extract and a.source in ("auto", "tar"):
             # the tars are indexed once: the same listings feed the conversion
@@ -66,7 +68,8 @@ def run(argv):
                                not a.no_verify, sys.stderr, **options)
         else:
             official.convert(a.dir, out, runner, check=a.check, source=a.source,
-                             do_verify=not a.no_verify, label_file=a.labels)
+                             do_verify=not a.no_verify, label_file=a.labels,
+                             allow_custom=a.allow_custom_classes)
     sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 

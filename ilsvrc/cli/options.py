@@ -4,7 +4,7 @@ counts, and the argument handling of the small positional-argument scripts."""
 import sys
 from typing import NamedTuple
 
-from ilsvrc import image, pool
+from ilsvrc import contract, image, pool
 from ilsvrc.errors import UsageError
 
 
@@ -29,12 +29,15 @@ OPTIONS = (
     Option("verify", ("--no-verify",), bool, True,
            "re-read every shard after writing and check it against the plan",
            conversion_only=True),
+    Option(contract.CUSTOM_FLAG[2:], (contract.CUSTOM_ARG,), bool, False,
+           "accept synsets outside the 1000 of ILSVRC2012 (a custom class set); the "
+           "label range used is printed. Without it such a synset is an error."),
 )
 
 
 def define_flags(flags):
-    """Define the engine options (--num_workers, --image_check, --verify) on absl's
-    `flags` module."""
+    """Define the engine options (--num_workers, --image_check, --verify,
+    --allow_custom_classes) on absl's `flags` module."""
     for opt in OPTIONS:
         if opt.kind is int:
             flags.DEFINE_integer(opt.absl, opt.default, opt.help)
@@ -45,20 +48,32 @@ def define_flags(flags):
 
 
 def add_run_options(parser, check=True):
-    """The same options for the argparse front ends: -j/--workers, and unless check
-    is False, --check and --no-verify."""
+    """The same options for the argparse front ends: -j/--workers,
+    --allow-custom-classes, and unless check is False, --check and --no-verify."""
     for opt in OPTIONS:
         if opt.conversion_only and not check:
             continue
         if opt.kind is int:
             parser.add_argument(*opt.argparse, type=int, default=opt.default, metavar="N",
                                 help=opt.help)
-        elif opt.kind is bool:   # on by default: the argparse flag turns it off
+        elif opt.kind is bool and opt.default:   # the argparse flag turns it off
             parser.add_argument(*opt.argparse, action="store_true",
                                 help="do not " + opt.help)
+        elif opt.kind is bool:                   # off by default: the flag turns it on
+            parser.add_argument(*opt.argparse, action="store_true", help=opt.help)
         else:
             parser.add_argument(*opt.argparse, choices=opt.kind, default=opt.default,
                                 help=opt.help)
+
+
+def refuse_bucket(path, flag):
+    """A gs:// path given where a local directory is expected: refused in one line
+    (never a local 'gs:' directory).  The one place that knows it."""
+    if path and path.startswith("gs://"):
+        raise UsageError("%s %s: writing to a bucket is not supported here; give a local "
+                         "directory and copy the shards afterwards (gsutil -m cp -r)"
+                         % (flag, path))
+    return path
 
 
 def workers(num_workers, flag="--num_workers"):

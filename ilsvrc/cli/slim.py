@@ -13,22 +13,23 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, discover, extract, kagglezip, pool, shipped, slim, tarindex
+from ilsvrc import bbox, contract, discover, extract, kagglezip, pool, shipped, slim, tarindex
 from ilsvrc.cli import options
 from ilsvrc.errors import UserError, main_guard
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
 
 
-def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr):
+def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr, allow_custom=False):
     """Unpack the tars into raw_dir/train/<synset>/ and raw_dir/validation/<synset>/.
 
     Only classes of synsets_file are unpacked; validation images go straight into
     their synset folder (the layout preprocess_imagenet_validation_data.py makes).
     Resumable: files already there with the right size are kept.
     """
-    train, val = slim.source_listings(tar_dir, runner)
-    wanted = slim.load_synsets(synsets_file)
+    train, val = slim.source_listings(tar_dir, runner, allow_custom=allow_custom)
+    wanted = contract.read_synset_file(synsets_file, "synsets file",
+                                       allow_custom=allow_custom)
     absent = sorted(set(wanted) - set(train.group_names))
     if absent:
         log.write("note: %d synsets of %s have no images in the source (%s%s); nothing "
@@ -105,11 +106,13 @@ def convert_main(argv):
         if a.extract:
             # validation images land in their synset folders directly, so there is
             # nothing left for preprocess_imagenet_validation_data.py to move
-            extract_raw(top, raw, shipped.SYNSETS_FILE, runner)
+            extract_raw(top, raw, shipped.SYNSETS_FILE, runner,
+                        allow_custom=a.allow_custom_classes)
             where = dict(train_dir=os.path.join(raw, "train"),
                          val_dir=os.path.join(raw, "validation"))
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
-                     check=a.check, do_verify=not a.no_verify, **where)
+                     check=a.check, do_verify=not a.no_verify,
+                     allow_custom=a.allow_custom_classes, **where)
     sys.stderr.write("done: %s/validation-*-of-%05d and %s/train-*-of-%05d\n"
                      % (top, slim.VAL_SHARDS, top, slim.TRAIN_SHARDS))
     return 0
@@ -129,7 +132,7 @@ def extract_main(argv):
     outdir = os.path.abspath(a.outdir)
     tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)
     with pool.Pool(options.workers(a.workers, "--workers")) as runner:
-        extract_raw(tars, outdir, a.synsets, runner)
+        extract_raw(tars, outdir, a.synsets, runner, allow_custom=a.allow_custom_classes)
     return 0
 
 

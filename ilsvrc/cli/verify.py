@@ -4,7 +4,9 @@ Re-reads every shard of a conversion and checks, without trusting anything the
 writer left behind: the shard names and count (every `-of-NNNNN` file there, no
 unknown shard names; leftover `.partial` files are a warning), the framing and
 CRC32C of every record, that every record parses with exactly the format's feature
-keys and kinds, the label range, and the number of records per split.  With
+keys and kinds, the ILSVRC2012 label contract (labels 1..1000, every synset one of
+the 1000, one synset one label across both splits, labels in the synsets' sorted
+order: see ilsvrc.contract.check_label_map), and the number of records per split.  With
 `--source DIR` (the directory given to build.sh) the plan is rebuilt from the
 source and every shard must hold exactly its planned images, in order, with their
 labels: every source image appears exactly once, correctly labelled.
@@ -19,7 +21,7 @@ import os
 import re
 import sys
 
-from ilsvrc import formats, official, plan, pool, slim, verify
+from ilsvrc import contract, formats, official, plan, pool, slim, verify
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 from ilsvrc.progress import Progress
@@ -110,18 +112,21 @@ def inventory(fmt, out_dir):
 
 # --------------------------------------------------------------------------- plan
 
-def official_plan(source, out_dir, runner, label_file, num_threads=None):
+def official_plan(source, out_dir, runner, label_file, num_threads=None,
+                  allow_custom=False):
     """The splits build.sh would write from `source` (same label file rule)."""
-    listings, options = official.read_source(source, runner, "auto", label_file)
-    return official.plan_listings(listings, out_dir, **options)[0]
+    listings, opts = official.read_source(source, runner, "auto", label_file,
+                                          allow_custom=allow_custom)
+    return official.plan_listings(listings, out_dir, **opts)[0]
 
 
-def slim_plan(source, out_dir, runner, label_file, num_threads=slim.NUM_THREADS):
+def slim_plan(source, out_dir, runner, label_file, num_threads=slim.NUM_THREADS,
+              allow_custom=False):
     """The splits the slim driver would write from the tars or Kaggle copy in `source`
     (boxes do not matter here: verify compares file names and labels)."""
     splits, _ = slim.make_splits(out_dir, runner, source_dir=source,
                                  val_label_file=label_file, num_threads=num_threads,
-                                 log=io.StringIO())
+                                 log=io.StringIO(), allow_custom=allow_custom)
     return splits
 
 
@@ -135,28 +140,35 @@ def _check(job):
     prefix, k, args = job
     try:
         size = os.path.getsize(args[0])
-        return verify.verify_shard(args), size, None
+        n, pairs = verify.verify_shard_labels(args)
+        return n, size, None, pairs
     except UserError as err:
-        return 0, 0, str(err)
+        return 0, 0, str(err), {}
     except OSError as err:
-        return 0, 0, "%s: cannot read: %s" % (args[0], err.strerror or err)
+        return 0, 0, "%s: cannot read: %s" % (args[0], err.strerror or err), {}
 
 
-def check_shards(fmt, shards, splits, runner, log):
-    """Verify every shard; return ({prefix: records}, problems)."""
+def check_shards(fmt, shards, splits, runner, log, custom=False):
+    """Verify every shard and the contract over all of them (one synset one label,
+    ILSVRC2012 labels); return ({prefix: records}, problems)."""
     plans = {s.prefix: s for s in splits or ()}
     counts = {prefix: 0 for _, prefix, _ in fmt.layout}
     problems = []
-    jobs = ((prefix, k, (path, fmt.schema, fmt.label_range,
+    label_range = (1, 1 << 62) if custom else fmt.label_range
+    jobs = ((prefix, k, (path, fmt.schema, label_range,
                          verify.expected(plans[prefix], k) if prefix in plans else None))
             for prefix, k, path in shards)
     progress = Progress(len(shards), "verifying", stream=log, unit="shards")
-    for (prefix, _, _), (n, size, problem) in runner.run(_check, jobs):
+    pairs = {}
+    for (prefix, _, _), (n, size, problem, shard_pairs) in runner.run(_check, jobs):
         counts[prefix] += n
+        verify.merge_labels(pairs, shard_pairs)
         if problem:
             problems.append(problem)
         progress.update(1, size)
     progress.update(0, 0, force=True)
+    problems += contract.check_label_map(pairs, custom=custom,
+                                         exact=fmt.exact_labels and not custom)
     return counts, problems
 
 
@@ -178,10 +190,11 @@ def run(argv, out=None, log=None):
         splits = None
         if a.source:
             splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels,
-                                        a.num_threads)
+                                        a.num_threads, a.allow_custom_classes)
             log.write("plan from %s: %s\n" % (a.source, ", ".join(
                 "%d %s images" % (s.count, s.prefix) for s in splits)))
-        counts, bad = check_shards(fmt, shards, splits, runner, log)
+        counts, bad = check_shards(fmt, shards, splits, runner, log,
+                                   a.allow_custom_classes)
     problems += bad
     if splits:
         for s in splits:

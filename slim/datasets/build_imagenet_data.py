@@ -77,6 +77,7 @@ def run(argv):
                              % given[0])
     elif FLAGS.validation_labels_file is not None:
         raise UsageError("--validation_labels_file only applies with --source_dir")
+    options.refuse_bucket(FLAGS.output_directory, "--output_directory")
     bbox_file = FLAGS.bounding_box_file
     if bbox_file and not os.path.isfile(bbox_file):
         raise UsageError("bounding box file %s not found: make it with "
@@ -91,7 +92,7 @@ def run(argv):
             bbox_file=bbox_file, val_label_file=FLAGS.validation_labels_file,
             train_shards=FLAGS.train_shards, val_shards=FLAGS.validation_shards,
             num_threads=FLAGS.num_threads, check=FLAGS.image_check,
-            do_verify=FLAGS.verify)
+            do_verify=FLAGS.verify, allow_custom=FLAGS.allow_custom_classes)
     sys.stderr.write("Finished writing all images to %s\n" % FLAGS.output_directory)
     return 0
 

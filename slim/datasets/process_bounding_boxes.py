@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import bbox, shipped  # noqa: E402
+from ilsvrc import bbox, contract  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import main_guard  # noqa: E402
 
@@ -32,7 +32,7 @@ def run(args):
         return status
     synsets = None
     if len(args) == 2:
-        synsets = {line.strip() for line in shipped.read_lines(args[1], "synsets file")}
+        synsets = set(contract.read_synset_file(args[1], "synsets file", known=None))
         sys.stderr.write("%d synsets in %s\n" % (len(synsets), args[1]))
     try:
         for line in bbox.csv_lines(args[0], synsets):
