@@ -1,13 +1,16 @@
-"""File-system helpers every writer shares: the hidden `.NAME.partial` file that is
-renamed into place only when complete, flushing it to disk, and discarding it."""
+"""File-system helpers every writer shares: the hidden `.NAME.<host>.<pid>.partial`
+file that is renamed into place only when complete, flushing it to disk, and
+discarding it."""
 
 import os
 
 
 def partial_path(path):
-    """Where the unfinished version of `path` is written: `.NAME.partial` beside it."""
-    d, name = os.path.split(path)
-    return os.path.join(d, "." + name + ".partial")
+    """Where this process writes the unfinished version of `path`:
+    `.NAME.<host>.<pid>.partial` beside it, so that a run can tell its own partial
+    files from those of other runs (lock.remove_orphans)."""
+    from ilsvrc import lock
+    return lock.partial_path(path)
 
 
 def fsync_path(path):

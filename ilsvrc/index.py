@@ -9,7 +9,7 @@ API (the same for local sources and for buckets; nothing here reads image bytes)
     data = dumps(listings, source_stats, meta=None, base=None)      # bytes
     listings = loads(data, expected_source_stats, meta=None, base=None, where=path)
 
-* `listings`: a sequence of `sources.Listing` (for the release: train, validation),
+* `listings`: a sequence of `listing.Listing` (for the release: train, validation),
   returned in the same order with every column, container and flag restored.
 * `source_stats`: {key: [size, stamp]} of what the listings were read from; for
   local files key = path, stamp = st_mtime_ns (see `local_stats`); a bucket uses the
@@ -46,7 +46,7 @@ import time
 import zlib
 from array import array
 
-from ilsvrc import sources
+from ilsvrc import containers, listing
 from ilsvrc.errors import UserError
 
 MAGIC = b"ILSVRC-SOURCE-INDEX "
@@ -103,11 +103,11 @@ def _from_le(data, code):
     return a
 
 
-def _offset_deltas(listing):
-    out = array("q", bytes(8 * len(listing)))
+def _offset_deltas(lst):
+    out = array("q", bytes(8 * len(lst)))
     end = 0
-    offs, sizes = listing.offset, listing.size
-    for i in range(len(listing)):
+    offs, sizes = lst.offset, lst.size
+    for i in range(len(lst)):
         out[i] = offs[i] - end
         end = offs[i] + max(sizes[i], 0)
     return out
@@ -137,16 +137,16 @@ def dumps(listings, source_stats, meta=None, base=None):
         return len(data)
 
     for lst in listings:
-        containers = []
+        places = []
         for c in lst.containers:
             p, rel = _rel(str(c), base)
-            containers.append([p, rel, "zip" if isinstance(c, sources.ZipArchive)
-                               else "file"])
+            places.append([p, rel, "zip" if isinstance(c, containers.ZipArchive)
+                           else "file"])
         root, root_rel = _rel(lst.root, base)
         entries.append({
             "split": lst.split, "count": len(lst), "inner_tars": bool(lst.inner_tars),
             "files_flat": bool(lst.files_flat), "root": root, "root_relative": root_rel,
-            "containers": containers,
+            "containers": places,
             "columns": [
                 column(json.dumps(lst.names).encode("ascii")),
                 column(json.dumps(lst.group_names).encode("ascii")),
@@ -247,7 +247,7 @@ def loads(data, expected_source_stats, meta=None, base=None, where="index"):
             parts.append(raw[pos:pos + n])
             pos += n
         names, groups, gid, cid, deltas, sizes = parts
-        lst = sources.Listing(entry["split"])
+        lst = listing.Listing(entry["split"])
         lst.names = json.loads(names.decode("ascii"))
         for g in json.loads(groups.decode("ascii")):
             lst.group_id(g)
@@ -262,7 +262,7 @@ def loads(data, expected_source_stats, meta=None, base=None, where="index"):
         lst.containers = []
         for path, rel, kind in entry["containers"]:
             p = _join(path, rel, base)
-            lst.containers.append(sources.ZipArchive(p) if kind == "zip" else p)
+            lst.containers.append(containers.ZipArchive(p) if kind == "zip" else p)
         lst.root = _join(entry["root"], entry["root_relative"], base)
         lst.inner_tars, lst.files_flat = entry["inner_tars"], entry["files_flat"]
         listings.append(lst)
@@ -348,11 +348,11 @@ def source_base(found):
 
 
 def write_for(found, runner, path, log=None):
-    """Walk the source `found` (inputs.find_source) and write its index to `path`."""
+    """Walk the source `found` (discover.find_source) and write its index to `path`."""
     log = log or sys.stderr
-    from ilsvrc import inputs
+    from ilsvrc import discover
     t = time.monotonic()
-    listings = inputs.list_source(found, runner)
+    listings = discover.list_source(found, runner)
     stats = local_stats(stat_keys(listings))
     size = save(path, listings, stats, _source_meta(found), source_base(found))
     log.write("index: %s images of %s written to %s (%.1f MB, %.1f s)\n"
@@ -365,7 +365,7 @@ def listings_for(found, runner, path, log=None):
     """(train, validation) listings: from the index at `path` when it exists,
     else by walking the source, as without an index."""
     log = log or sys.stderr
-    from ilsvrc import inputs
+    from ilsvrc import discover
     if path and os.path.exists(path):
         t = time.monotonic()
         listings = load(path, local_stats, _source_meta(found), source_base(found))
@@ -373,7 +373,7 @@ def listings_for(found, runner, path, log=None):
                   % ("{:,}".format(sum(len(x) for x in listings)), path,
                      time.monotonic() - t))
         return tuple(listings)
-    return inputs.list_source(found, runner)
+    return discover.list_source(found, runner)
 
 
 def default_path(out_dir):
@@ -384,7 +384,8 @@ def default_path(out_dir):
 
 def main(argv=None):
     import argparse
-    from ilsvrc import frontend, inputs, pool
+    from ilsvrc import discover, pool
+    from ilsvrc.cli import options
     from ilsvrc.errors import main_guard
     prog = "python -m ilsvrc.index"
 
@@ -397,11 +398,11 @@ def main(argv=None):
         p.add_argument("-o", "--output", metavar="FILE", required=True,
                        help="where to write the index: the conversion's output "
                        "directory/%s is where the front ends look" % DEFAULT_NAME)
-        p.add_argument("--source", choices=inputs.SOURCES, default="auto")
-        frontend.add_run_options(p, check=False)
+        p.add_argument("--source", choices=discover.SOURCES, default="auto")
+        options.add_run_options(p, check=False)
         a = p.parse_args(sys.argv[1:] if argv is None else argv)
-        found = inputs.find_source(a.dir, a.source)
-        with pool.Pool(frontend.workers(a.workers, "--workers")) as runner:
+        found = discover.find_source(a.dir, a.source)
+        with pool.Pool(options.workers(a.workers, "--workers")) as runner:
             write_for(found, runner, a.output)
         return 0
 

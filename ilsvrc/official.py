@@ -12,7 +12,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped
+from ilsvrc import discover, features, index, plan, shipped
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -74,9 +74,11 @@ def make_splits(train, val, label_lines, label_file, out_dir):
     ], len(labels)
 
 
-def read_source(raw_dir, runner, source="auto", label_file=None, log=None):
-    """The (train, validation) listings under raw_dir, and the planner's options
-    (the validation label file: label_file, else the one label_file_for finds)."""
+def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
+                index_file=None):
+    """The (train, validation) listings under raw_dir (from index_file when it
+    exists, see index.py), and the planner's options (the validation label file:
+    label_file, else the one label_file_for finds)."""
     found = discover.find_source(raw_dir, source)
     label_file = label_file or label_file_for(raw_dir)
     label_lines = shipped.read_lines(label_file, "validation label file")
@@ -84,7 +86,7 @@ def read_source(raw_dir, runner, source="auto", label_file=None, log=None):
         log.write("reading %s (%s); validation labels from %s\n"
                   % (raw_dir, found[0], label_file))
     options = dict(label_lines=label_lines, label_file=label_file)
-    return discover.list_source(found, runner), options
+    return index.listings_for(found, runner, index_file, log), options
 
 
 def plan_listings(listings, out_dir, log=None, label_lines=(), label_file=""):
@@ -103,8 +105,9 @@ FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
 
 
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
-            label_file=None, log=sys.stderr):
-    """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
-    listings, options = read_source(raw_dir, runner, source, label_file, log)
+            label_file=None, log=sys.stderr, task=None, index_file=None):
+    """The whole official conversion on worker pool `runner`; returns (splits, stats).
+    task: a tasks.Task (write only its share); index_file: see read_source."""
+    listings, options = read_source(raw_dir, runner, source, label_file, log, index_file)
     return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
-                              **options)
+                              task=task, **options)

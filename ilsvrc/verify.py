@@ -94,16 +94,18 @@ def _verify_job(job):
     return verify_shard(job[1])
 
 
-def verify_splits(splits, schema, label_range, runner, with_plan=True):
-    """Verify every shard of every split; return {prefix: records}."""
+def verify_splits(splits, schema, label_range, runner, with_plan=True, only=None):
+    """Verify every shard of every split (of `only`, a set of (prefix, k), when
+    given: a task's share); return {prefix: records}."""
     counts = {split.prefix: 0 for split in splits}
     jobs = ((split.prefix, (split.path(k), schema, label_range,
                             expected(split, k) if with_plan else None))
-            for split in splits for k in range(split.num_shards))
+            for split in splits for k in range(split.num_shards)
+            if only is None or (split.prefix, k) in only)
     for (prefix, _), n in runner.run(_verify_job, jobs):
         counts[prefix] += n
     for split in splits:
-        if with_plan and counts[split.prefix] != split.count:
+        if with_plan and only is None and counts[split.prefix] != split.count:
             raise UserError("%s: %d records in %s, planned %d"
                             % (split.prefix, counts[split.prefix], split.out_dir,
                                split.count))

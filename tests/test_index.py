@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from ilsvrc import index, inputs, pool, sources
+from ilsvrc import containers, discover, index, listing, pool, tarindex
 from ilsvrc.errors import UserError
 
 
@@ -18,12 +18,12 @@ def _columns(lst):
 
 def _walk(found):
     with pool.Pool(0) as runner:
-        return inputs.list_source(found, runner)
+        return discover.list_source(found, runner)
 
 
 def test_round_trip_of_the_release_tars(release_copy, tmp_path, capsys):
     d, _ = release_copy
-    found = inputs.find_source(d)
+    found = discover.find_source(d)
     path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
         index.write_for(found, runner, path)
@@ -35,12 +35,12 @@ def test_round_trip_of_the_release_tars(release_copy, tmp_path, capsys):
 
 
 def test_round_trip_of_every_column_kind(tmp_path):
-    a = sources.Listing("train")
-    a.containers = [sources.ZipArchive(str(tmp_path / "k.zip"))]
+    a = listing.Listing("train")
+    a.containers = [containers.ZipArchive(str(tmp_path / "k.zip"))]
     a.add("x\u00e9.JPEG", "n1", 0, 100, 7)
     a.add("odd\nname\udcff.JPEG", "n2", 0, 90, 0)      # offsets need not increase
     a.add("whole.JPEG", "", -1, 0, -1)
-    b = sources.Listing("validation")
+    b = listing.Listing("validation")
     b.root, b.files_flat = str(tmp_path / "tree"), True
     b.add("v.JPEG", "n1")
     stats = {str(tmp_path / "k.zip"): [5, 6]}
@@ -48,7 +48,7 @@ def test_round_trip_of_every_column_kind(tmp_path):
     moved = "/elsewhere/mount"
     got = index.loads(data, {moved + "/k.zip": [5, 6]}, {"kind": "zip"}, base=moved)
     assert got[0].containers == [moved + "/k.zip"]
-    assert isinstance(got[0].containers[0], sources.ZipArchive)
+    assert isinstance(got[0].containers[0], containers.ZipArchive)
     assert got[1].root == moved + "/tree"
     assert _columns(got[0])[:7] == _columns(a)[:7]
     assert _columns(got[1])[:7] == _columns(b)[:7]
@@ -56,17 +56,17 @@ def test_round_trip_of_every_column_kind(tmp_path):
 
 def test_a_changed_tar_is_detected(release_copy, tmp_path):
     d, _ = release_copy
-    found = inputs.find_source(d)
+    found = discover.find_source(d)
     path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
         index.write_for(found, runner, path)
-        tar = os.path.join(d, sources.VAL_TAR)
+        tar = os.path.join(d, tarindex.VAL_TAR)
         st = os.stat(tar)
         os.utime(tar, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
         with pytest.raises(index.StaleIndex) as err:
             index.listings_for(found, runner, path)
         msg = str(err.value)
-        assert sources.VAL_TAR in msg and "stale" in msg and "--index-only" in msg
+        assert tarindex.VAL_TAR in msg and "stale" in msg and "--index-only" in msg
         assert "\n" not in msg
         with open(tar, "ab") as f:
             f.write(bytes(512))
@@ -76,19 +76,19 @@ def test_a_changed_tar_is_detected(release_copy, tmp_path):
 
 def test_an_index_of_another_source_kind_is_refused(release_copy, tmp_path):
     d, _ = release_copy
-    found = inputs.find_source(d)
+    found = discover.find_source(d)
     path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
         index.write_for(found, runner, path)
         os.makedirs(os.path.join(d, "train"))
         os.makedirs(os.path.join(d, "validation"))
         with pytest.raises(index.StaleIndex, match="another source"):
-            index.listings_for(inputs.find_source(d, "tree"), runner, path)
+            index.listings_for(discover.find_source(d, "tree"), runner, path)
 
 
 def test_damaged_and_foreign_files(release_copy, tmp_path):
     d, _ = release_copy
-    found = inputs.find_source(d)
+    found = discover.find_source(d)
     path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
         index.write_for(found, runner, path)
@@ -106,7 +106,7 @@ def test_damaged_and_foreign_files(release_copy, tmp_path):
 
 def test_without_an_index_the_source_is_walked(release_copy, tmp_path):
     d, _ = release_copy
-    found = inputs.find_source(d)
+    found = discover.find_source(d)
     with pool.Pool(0) as runner:
         got = index.listings_for(found, runner, str(tmp_path / "absent.index"))
     assert [_columns(x) for x in got] == [_columns(x) for x in _walk(found)]
@@ -118,7 +118,7 @@ def test_tree_index_notices_a_new_file(tmp_path):
         os.makedirs(root / sub)
     open(root / "train/n01440764/a.JPEG", "wb").close()
     open(root / "validation/ILSVRC2012_val_00000001.JPEG", "wb").close()
-    found = inputs.find_source(str(root))
+    found = discover.find_source(str(root))
     path = str(tmp_path / "t.index")
     with pool.Pool(0) as runner:
         index.write_for(found, runner, path)
@@ -136,7 +136,7 @@ def test_module_command_writes_the_index(sample_release, tmp_path):
     r = run_cmd([python(), "-m", "ilsvrc.index", d, "-o", path, "-j", "0"])
     assert r.returncode == 0, r.stderr
     assert "written to %s" % path in r.stderr
-    found = inputs.find_source(d)
+    found = discover.find_source(d)
     got = index.load(path, index.local_stats, None, index.source_base(found))
     assert sum(map(len, got)) == sum(map(len, _walk(found)))
     r = run_cmd([python(), "-m", "ilsvrc.index", str(tmp_path / "nothing"), "-o", path])

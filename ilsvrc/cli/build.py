@@ -13,7 +13,7 @@ import sys
 
 from ilsvrc import discover, extract, official, pool
 from ilsvrc.cli import options
-from ilsvrc.errors import main_guard
+from ilsvrc.errors import UsageError, main_guard
 
 PROG = "build.sh"
 
@@ -39,6 +39,7 @@ def parse(argv):
                    "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
                    "DIR/synset_labels.txt, else the shipped one)")
+    options.add_task_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     return a
@@ -47,6 +48,15 @@ def parse(argv):
 def run(argv):
     a = parse(argv)
     out = a.output or os.path.join(a.dir, "tf_records")
+    index_file = options.index_path(a.index, out)
+    if a.index_only:
+        with pool.Pool(a.workers) as runner:
+            return options.write_index(discover.find_source(a.dir, a.source), runner,
+                                       index_file)
+    task = options.resolve_task(a.task_index, a.task_count, PROG)
+    if task is not None and a.extract:
+        raise UsageError("--extract does not combine with task mode: extract on one "
+                         "machine first, then convert with tasks")
     with pool.Pool(a.workers) as runner:
         if a.extract:
             found = discover.find_source(a.dir, "tar")
@@ -56,7 +66,13 @@ def run(argv):
             sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
                              % (n, a.dir, a.dir))
         official.convert(a.dir, out, runner, check=a.check, source=a.source,
-                         do_verify=not a.no_verify, label_file=a.labels)
+                         do_verify=not a.no_verify, label_file=a.labels, task=task,
+                         index_file=index_file)
+    if task is not None:
+        sys.stderr.write("done: task %d of %d; when every task has finished, check the "
+                         "whole: ./verify.sh official %s --source %s\n"
+                         % (task.index, task.count, out, a.dir))
+        return 0
     sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 

@@ -1,0 +1,230 @@
+"""Who may write an output directory: the run lock (an ordinary run alone, or the
+tasks of one plan together), partial-file names that say which run owns them, and
+the removal of partial files no live run can own.
+
+Locks are flock(2) locks on `.ilsvrc-run.lock` in each output directory, taken
+without waiting: an ordinary run holds it exclusively, a task shares it with the
+other tasks.  The kernel (or the NFS server) drops a lock when its holder dies, so
+kill -9 never leaves a directory stuck; the file's content only names the last
+holders for the message.  `.ilsvrc-plan.lock` serialises the few milliseconds in
+which a starting run takes the run lock and checks or records the plan, so two
+tasks of different plans cannot both start on an empty directory.  On NFS, Linux
+turns flock into NFS byte-range locks that every client sees (NFSv4, or NFSv3
+with lockd); a mount with `nolock` or `local_lock=flock|all` makes them local to
+each machine.
+
+Partial files are `.<shard>.<host>.<pid>.partial` (the main process's pid), so a
+run only ever removes its own, plus those provably orphaned: same host and a pid
+that is no longer alive, or, while no other run holds the directory, files nobody
+has written to for `ORPHAN_AGE_S` seconds.
+"""
+
+import errno
+import fcntl
+import os
+import re
+import socket
+import time
+
+from ilsvrc.errors import UserError
+
+RUN_LOCK = ".ilsvrc-run.lock"
+PLAN_LOCK = ".ilsvrc-plan.lock"
+ORPHAN_AGE_S = 900
+PLAN_WAIT_S = 120
+
+
+def host():
+    """This machine's name as it appears in partial-file names (no dots lost)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname() or "host")
+
+
+def run_tag():
+    return "%s.%d" % (host(), os.getpid())
+
+
+def partial_path(path, tag=None):
+    """`.<name>.<host>.<pid>.partial` next to `path`."""
+    d, name = os.path.split(path)
+    return os.path.join(d, ".%s.%s.partial" % (name, tag or run_tag()))
+
+
+def parse_partial(name):
+    """(shard name, host, pid) of a partial file name; host/pid None for the
+    unowned `.<name>.partial` of earlier versions; None if not a partial name."""
+    if not (name.startswith(".") and name.endswith(".partial")):
+        return None
+    core = name[1:-len(".partial")]
+    shard, _, owner = core.partition(".")
+    h, _, pid = owner.rpartition(".")
+    if not owner:
+        return shard, None, None
+    if not h or not pid.isdigit():
+        return None
+    return shard, h, int(pid)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True   # exists, owned by someone else
+    return True
+
+
+def remove_orphans(directory, prefix, alone, now=None):
+    """Remove partial files of shards `prefix-*` in `directory` that no live run can
+    own; return how many other partial files were left (owned by live runs, or
+    unprovable).  Never touches finished shards."""
+    now = time.time() if now is None else now
+    me, pid = host(), os.getpid()
+    kept = 0
+    for entry in os.scandir(directory):
+        parsed = parse_partial(entry.name)
+        if parsed is None or not parsed[0].startswith(prefix + "-"):
+            continue
+        _, h, p = parsed
+        if h == me and (p == pid or not _alive(p)):
+            orphan = True   # ours from an earlier life of this pid, or a dead run's
+        else:
+            try:
+                idle = now - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            orphan = alone and idle > ORPHAN_AGE_S
+        if orphan:
+            try:
+                os.remove(entry.path)
+            except FileNotFoundError:
+                pass
+        else:
+            kept += 1
+    return kept
+
+
+# --------------------------------------------------------------------------- locks
+
+def _open(path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    return fd
+
+
+def _try(fd, mode):
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        return True
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+
+
+def _holders(fd):
+    try:
+        data = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [x.strip() for x in data.splitlines() if x.strip()]
+    return "; ".join(lines[-3:]) if lines else "holder unknown"
+
+
+class InUse(UserError):
+    """The directory is being written by a run that may not share it."""
+
+
+class Claim:
+    """The run locks of a set of output directories, for the duration of a run.
+
+    claim = Claim(dirs, shared, note)      # takes plan + run locks, or InUse
+    claim.alone[d]                         # no other run holds d
+    claim.ready()                          # after the plan checks: drop plan locks
+    claim.release()
+    """
+
+    def __init__(self, directories, shared, note):
+        self.shared = shared
+        self.alone = {}
+        self.holders = {}
+        self._run, self._plan = {}, {}
+        try:
+            for d in sorted(set(directories)):
+                self._take(d, note)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, d, note):
+        try:
+            os.makedirs(d, exist_ok=True)
+            plan_fd = self._plan[d] = _open(os.path.join(d, PLAN_LOCK))
+            deadline = time.monotonic() + PLAN_WAIT_S
+            while not _try(plan_fd, fcntl.LOCK_EX):
+                if time.monotonic() > deadline:
+                    raise InUse("%s: another run has been starting for %d s (it holds "
+                                "%s); if none is running, the file system's locks are "
+                                "stuck: check the NFS lock service."
+                                % (d, PLAN_WAIT_S, PLAN_LOCK))
+                time.sleep(0.05)
+            run_fd = self._run[d] = _open(os.path.join(d, RUN_LOCK))
+        except OSError as err:
+            raise UserError("cannot prepare output directory %s: %s. Choose a writable "
+                            "directory." % (d, err.strerror or err))
+        if _try(run_fd, fcntl.LOCK_EX):
+            self.alone[d] = True
+            os.ftruncate(run_fd, 0)
+        elif self.shared and _try(run_fd, fcntl.LOCK_SH):
+            self.alone[d] = False
+        else:
+            who = _holders(run_fd)
+            raise InUse("%s is being written by another run (%s). Wait for it to "
+                        "finish or stop it (a killed run holds nothing), or choose "
+                        "another output directory%s." % (
+                            d, who, "" if self.shared else
+                            "; tasks of one run share a directory with --task-index/"
+                            "--task-count"))
+        self.holders[d] = _holders(run_fd) if not self.alone[d] else ""
+        line = "%s pid %d, %s, since %s\n" % (host(), os.getpid(), note,
+                                              time.strftime("%Y-%m-%d %H:%M:%S"))
+        os.lseek(run_fd, 0, os.SEEK_END)
+        os.write(run_fd, line.encode("utf-8"))
+
+    def ready(self):
+        """The plan is checked and recorded: tasks go shared, plan locks go."""
+        for d, fd in self._run.items():
+            if self.shared and self.alone.get(d):
+                fcntl.flock(fd, fcntl.LOCK_SH)   # converting under the plan lock
+        for fd in self._plan.values():
+            os.close(fd)
+        self._plan = {}
+
+    def release(self):
+        for fds in (self._plan, self._run):
+            for fd in fds.values():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            fds.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def busy(directory):
+    """A line naming the live run that holds `directory`, or None."""
+    path = os.path.join(directory, RUN_LOCK)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if _try(fd, fcntl.LOCK_EX):
+            return None
+        return "%s is being written right now (%s)" % (directory, _holders(fd))
+    finally:
+        os.close(fd)
