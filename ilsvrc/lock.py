@@ -13,10 +13,13 @@ turns flock into NFS byte-range locks that every client sees (NFSv4, or NFSv3
 with lockd); a mount with `nolock` or `local_lock=flock|all` makes them local to
 each machine.
 
-Partial files are `.<shard>.<host>.<pid>.partial` (the main process's pid), so a
-run only ever removes its own, plus those provably orphaned: same host and a pid
-that is no longer alive, or, while no other run holds the directory, files nobody
-has written to for `ORPHAN_AGE_S` seconds.
+Partial files are `.<shard>.<host>.<pid>.partial` (the main process's pid), and
+every run holds an exclusive lock on its own `.ilsvrc-owner.<host>.<pid>.lock` while
+it runs.  A run removes its own partial files and those whose owner is provably
+gone: the owner's lock file is missing or can be locked (its holder died), or the
+owner is on this host and its pid is not alive.  So a rerun after kill -9, or a
+retried pod on another node, cleans up after the dead run and never touches the
+files of a live one.
 """
 
 import errno
@@ -30,7 +33,7 @@ from ilsvrc.errors import UserError
 
 RUN_LOCK = ".ilsvrc-run.lock"
 PLAN_LOCK = ".ilsvrc-plan.lock"
-ORPHAN_AGE_S = 900
+OWNER_LOCK = ".ilsvrc-owner.%s.lock"
 PLAN_WAIT_S = 120
 
 
@@ -74,33 +77,63 @@ def _alive(pid):
     return True
 
 
-def remove_orphans(directory, prefix, alone, now=None):
-    """Remove partial files of shards `prefix-*` in `directory` that no live run can
-    own; return how many other partial files were left (owned by live runs, or
-    unprovable).  Never touches finished shards."""
-    now = time.time() if now is None else now
-    me, pid = host(), os.getpid()
-    kept = 0
-    for entry in os.scandir(directory):
-        parsed = parse_partial(entry.name)
-        if parsed is None or not parsed[0].startswith(prefix + "-"):
-            continue
-        _, h, p = parsed
-        if h == me and (p == pid or not _alive(p)):
-            orphan = True   # ours from an earlier life of this pid, or a dead run's
-        else:
-            try:
-                idle = now - entry.stat().st_mtime
-            except FileNotFoundError:
+def _owner_gone(directory, h, p, dead):
+    """True if the run host h, pid p can own nothing any more.  `dead` caches the
+    answer and holds the locks taken on dead owners' files until the caller ends."""
+    tag = "%s.%d" % (h, p)
+    if tag in dead:
+        return dead[tag] is not None
+    if h == host() and p != os.getpid() and not _alive(p):
+        dead[tag] = ()
+        return True
+    if h == host() and p == os.getpid():
+        dead[tag] = ()     # an earlier life of this pid (container restart)
+        return True
+    path = os.path.join(directory, OWNER_LOCK % tag)
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        dead[tag] = ()     # never ran with owner files, or ended
+        return True
+    except OSError:
+        dead[tag] = None
+        return False
+    if _try(fd, fcntl.LOCK_EX):
+        dead[tag] = (fd, path)
+        return True
+    os.close(fd)
+    dead[tag] = None
+    return False
+
+
+def remove_orphans(directory, prefix, alone=None):
+    """Remove partial files of shards `prefix-*` in `directory` whose owner is gone
+    (see the module docstring); return how many partial files of live runs were
+    left.  Never touches finished shards.  (`alone` is accepted for callers that
+    know no other run holds the directory; the rule does not need it.)"""
+    dead, kept = {}, 0
+    try:
+        for entry in os.scandir(directory):
+            parsed = parse_partial(entry.name)
+            if parsed is None or not parsed[0].startswith(prefix + "-"):
                 continue
-            orphan = alone and idle > ORPHAN_AGE_S
-        if orphan:
-            try:
-                os.remove(entry.path)
-            except FileNotFoundError:
-                pass
-        else:
-            kept += 1
+            _, h, p = parsed
+            if h is None or _owner_gone(directory, h, p, dead):
+                try:
+                    os.remove(entry.path)
+                except FileNotFoundError:
+                    pass
+            else:
+                kept += 1
+    finally:
+        for held in dead.values():
+            if held:
+                fd, path = held
+                try:
+                    os.remove(path)     # a dead run's owner file
+                except OSError:
+                    pass
+                os.close(fd)
     return kept
 
 
@@ -118,7 +151,10 @@ def _try(fd, mode):
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False
-        raise
+        raise UserError("cannot lock a file in the output directory (%s): the file "
+                        "system does not support locks (an NFS mount without a lock "
+                        "service?). Mount it with locking, or write to a local disk."
+                        % (err.strerror or err))
 
 
 def _holders(fd):
@@ -128,6 +164,41 @@ def _holders(fd):
         return ""
     lines = [x.strip() for x in data.splitlines() if x.strip()]
     return "; ".join(lines[-3:]) if lines else "holder unknown"
+
+
+_OWNED = {}   # owner lock file -> [fd, claims of this process using it]
+
+
+def _hold_owner(d):
+    """Hold this process's owner lock file in `d` (shared by its claims there)."""
+    path = os.path.join(d, OWNER_LOCK % run_tag())
+    held = _OWNED.get(path)
+    if held is None:
+        try:
+            fd = _open(path)
+        except OSError as err:
+            raise UserError("cannot create %s: %s" % (path, err.strerror or err))
+        if not _try(fd, fcntl.LOCK_EX):
+            os.close(fd)
+            raise InUse("%s is locked by another run with this host name and pid "
+                        "(the same host name on two machines?)" % path)
+        held = _OWNED[path] = [fd, 0]
+    held[1] += 1
+    return path
+
+
+def _drop_owner(path):
+    held = _OWNED.get(path)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _OWNED[path]
+        try:
+            os.remove(path)   # while still locked: nobody takes the run for dead
+        except OSError:
+            pass
+        os.close(held[0])
 
 
 class InUse(UserError):
@@ -147,7 +218,7 @@ class Claim:
         self.shared = shared
         self.alone = {}
         self.holders = {}
-        self._run, self._plan = {}, {}
+        self._run, self._plan, self._owner = {}, {}, {}
         try:
             for d in sorted(set(directories)):
                 self._take(d, note)
@@ -185,6 +256,7 @@ class Claim:
                             "; tasks of one run share a directory with --task-index/"
                             "--task-count"))
         self.holders[d] = _holders(run_fd) if not self.alone[d] else ""
+        self._owner[d] = _hold_owner(d)
         line = "%s pid %d, %s, since %s\n" % (host(), os.getpid(), note,
                                               time.strftime("%Y-%m-%d %H:%M:%S"))
         os.lseek(run_fd, 0, os.SEEK_END)
@@ -207,6 +279,9 @@ class Claim:
                 except OSError:
                     pass
             fds.clear()
+        for path in self._owner.values():
+            _drop_owner(path)
+        self._owner.clear()
 
     def __enter__(self):
         return self
