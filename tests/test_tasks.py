@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_cmd
+from conftest import REPO
 from ilsvrc import data, lock, official, pool, sample, tasks, write
 from ilsvrc.errors import UsageError, UserError
 
@@ -251,6 +251,13 @@ for _v in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "BATCH_TASK_INDEX",
     ENV.pop(_v, None)
 
 
+def run_cmd(args, env_extra=None):
+    """Run a command from the repository root without any scheduler variables of
+    the environment the tests run in (plus `env_extra`)."""
+    return subprocess.run(args, cwd=REPO, env=dict(ENV, **(env_extra or {})),
+                          capture_output=True, text=True, timeout=900)
+
+
 def test_three_concurrent_tasks_equal_one_run(release, clean_run, tmp_path):
     out = str(tmp_path / "out")
     r = run_cmd(_build(release, out, "--index-only"))
@@ -387,3 +394,60 @@ def test_stale_index_stops_a_task_in_one_line(release, tmp_path):
     assert "is stale: " in last and "--index-only" in last
     assert "ILSVRC2012_img_val.tar" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(os.path.join(out, "train"))
+
+
+# --------------------------------------------------------------------------- front ends
+
+def test_imagenet_to_gcs_task_flags(release, clean_run, tmp_path):
+    out = str(tmp_path / "out")
+    base = [sys.executable, "official/imagenet_to_gcs.py", "--raw_data_dir=" + release,
+            "--local_scratch_dir=" + out, "--nogcs_upload", "--num_workers=1"]
+    r = run_cmd(base + ["--index_only"])
+    assert r.returncode == 0, r.stderr
+    assert os.path.isfile(os.path.join(out, "ilsvrc-source.index"))
+    for k in (1, 0):
+        r = run_cmd(base + ["--task_index=%d" % k, "--task_count=2"])
+        assert r.returncode == 0, r.stderr
+        assert "task %d of 2 (from --task-index %d, --task-count 2)" % (k, k) in r.stderr
+        assert "index: read" in r.stderr
+    assert _shards(out) == clean_run
+    r = run_cmd(base + ["--task_index=2", "--task_count=2"])
+    assert r.returncode == 2 and "outside 0..1" in r.stderr
+
+
+def test_slim_front_ends_in_task_mode(slim_release, tmp_path):
+    import shutil
+    src, _ = slim_release
+    one, split = str(tmp_path / "one"), str(tmp_path / "split")
+    shutil.copytree(src, one)
+    shutil.copytree(src, split)
+    driver = os.path.join(REPO, "slim", "download_and_convert_imagenet.sh")
+    r = run_cmd([driver, one, "-j", "1", "--no-verify"])
+    assert r.returncode == 0, r.stderr
+    assert run_cmd([driver, split, "--index-only", "-j", "1"]).returncode == 0
+    for k in range(2):
+        r = run_cmd([driver, split, "-j", "1"],
+                    env_extra={"BATCH_TASK_INDEX": str(k), "BATCH_TASK_COUNT": "2"})
+        assert r.returncode == 0, r.stderr
+        assert "task %d of 2 (from BATCH_TASK_INDEX=%d" % (k, k) in r.stderr
+    names = sorted(n for n in os.listdir(one) if n.startswith(("train-", "validation-")))
+    assert len(names) == 1152
+    for n in names:
+        with open(os.path.join(one, n), "rb") as a, open(os.path.join(split, n), "rb") as b:
+            assert a.read() == b.read(), n
+    r = run_cmd(["./verify.sh", "slim", split, "--source", split, "-j", "1"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    # build_imagenet_data.py: a Kubernetes pod's variables, the count from the env
+    out = str(tmp_path / "absl")
+    os.makedirs(out)
+    script = os.path.join(REPO, "slim", "datasets", "build_imagenet_data.py")
+    for k in range(2):
+        r = run_cmd([sys.executable, script, "--source_dir=" + src,
+                     "--output_directory=" + out, "--bounding_box_file=",
+                     "--num_workers=1"],
+                    env_extra={"JOB_COMPLETION_INDEX": str(k), "ILSVRC_TASK_COUNT": "2"})
+        assert r.returncode == 0, r.stderr
+        assert "task %d of 2 (from JOB_COMPLETION_INDEX=%d, ILSVRC_TASK_COUNT=2)" % (
+            k, k) in r.stderr
+    r = run_cmd(["./verify.sh", "slim", out, "--source", src, "-j", "1"])
+    assert r.returncode == 0, r.stdout + r.stderr
