@@ -294,12 +294,15 @@ def busy(directory):
     """A line naming the live run that holds `directory`, or None."""
     path = os.path.join(directory, RUN_LOCK)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # read-write: on NFS an exclusive lock needs a file open for writing
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        return None
+        return None     # no run ever locked it, or not ours to lock: no warning
     try:
         if _try(fd, fcntl.LOCK_EX):
             return None
         return "%s is being written right now (%s)" % (directory, _holders(fd))
+    except UserError:
+        return None
     finally:
         os.close(fd)

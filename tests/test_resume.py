@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_cmd
+from conftest import REPO, run_cmd, wait_for_shards
 from ilsvrc import fsutil, official, pool, write
 from ilsvrc.testing import sample
 
@@ -54,18 +54,8 @@ def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen(_cmd(release, out), cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    train = os.path.join(out, "train")
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            try:
-                done = [n for n in os.listdir(train) if not n.startswith(".")]
-            except FileNotFoundError:
-                done = []
-            if len(done) >= 20:
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.005)
+        wait_for_shards(proc, os.path.join(out, "train"), 20)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, wait_for_shards
 from ilsvrc import data, lock, official, pool, sample, tasks, write
 from ilsvrc.errors import UsageError, UserError
 
@@ -288,18 +287,8 @@ def test_killed_task_rerun_writes_only_its_missing_shards(release, clean_run, tm
     cmd = _build(release, out, "--task-index", "1", "--task-count", "3")
     proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    train = os.path.join(out, "train")
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            try:
-                done = [n for n in os.listdir(train) if not n.startswith(".")]
-            except FileNotFoundError:
-                done = []
-            if len(done) >= 5:
-                break
-            assert proc.poll() is None, "the task ended before it could be killed"
-            time.sleep(0.005)
+        wait_for_shards(proc, os.path.join(out, "train"), 5)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -332,13 +321,7 @@ def test_second_ordinary_run_is_refused_and_the_first_finishes(release, clean_ru
     first = subprocess.Popen(_build(release, out), cwd=REPO, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     train = os.path.join(out, "train")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if os.path.isdir(train) and len([n for n in os.listdir(train)
-                                         if not n.startswith(".")]) >= 3:
-            break
-        assert first.poll() is None, first.communicate()
-        time.sleep(0.005)
+    wait_for_shards(first, train, 3)
     second = run_cmd(_build(release, out))
     task = run_cmd(_build(release, out, "--task-index", "0", "--task-count", "2"))
     still_running = first.poll() is None
