@@ -10,7 +10,9 @@ Part 1 (default): builds (or reuses) a photo-sized sample under bench/out/, then
     one after another (as N machines would run them at once);
 and prints wall and CPU seconds (user + system of the command and all its worker
 processes) of each, the ratio of the tasks' total CPU (index included) to the one
-run's, and each task's wall time as a fraction of the one run's.  The outputs are
+run's, each task's wall time as a fraction of the one run's, the fixed CPU cost of
+a task ((tasks' total - one run) / (N - 1): start-up, TensorFlow import) and the CPU
+ratio that fixed cost implies at the size of the full release (extrapolated).  The outputs are
 compared byte for byte (they must be identical) and removed.  Not a test: the
 figures go to docs/multi-machine.md.
 
@@ -100,6 +102,15 @@ def tasks_bench(a):
         "task_wall_fractions": [round(w / w1, 3) for w, _ in runs],
         "identical": identical,
     }
+    # What a task costs beyond its share of the work (interpreter and TensorFlow
+    # start-up in the main process and its worker), and what that means at the size
+    # of the full release (an extrapolation: CPU per image measured here).
+    fixed = (sum(c for _, c in runs) - c1) / max(a.tasks - 1, 1)
+    per_image = max(c1 - fixed, 0) / images
+    full = per_image * 1331167
+    res["fixed_cpu_s_per_task"] = round(fixed, 2)
+    res["full_release_cpu_ratio_extrapolated"] = round(
+        (full + a.tasks * fixed + ci) / (full + fixed), 4)
     for d in (one, split):
         shutil.rmtree(d, ignore_errors=True)
     print(json.dumps(res, indent=1))
@@ -111,6 +122,8 @@ def tasks_bench(a):
     print("| index + all tasks | %.1f | %.1f | CPU ratio %.2f |"
           % (wi + sum(w for w, _ in runs), ci + sum(c for _, c in runs), res["cpu_ratio"]))
     print("output identical to the one run: %s" % identical)
+    print("fixed CPU per task %.1f s; extrapolated CPU ratio for the full release "
+          "(1,331,167 images): %.4f" % (fixed, res["full_release_cpu_ratio_extrapolated"]))
     return 0 if identical else 1
 
 
