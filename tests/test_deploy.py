@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import REPO
-from ilsvrc import sample
+from ilsvrc.testing import sample
 from test_tasks import ENV, _shards, owned_names
 
 DEPLOY = os.path.join(REPO, "deploy")

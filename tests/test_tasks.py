@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from conftest import REPO, wait_for_shards
-from ilsvrc import data, lock, official, pool, sample, tasks, write
+from ilsvrc import discover, lock, official, plan, pool, resume, shipped, tasks, write
+from ilsvrc.testing import sample
 from ilsvrc.errors import UsageError, UserError
 
 
@@ -87,8 +88,8 @@ def test_ranges_text():
 # --------------------------------------------------------------------------- locks
 
 def _split(out_dir, prefix="train", n=4):
-    return write.Split(prefix, out_dir, [(k, k + 1) for k in range(n)],
-                       lambda j: ("x", 0, 10, "x", "x", {}), n)
+    return plan.Split(prefix, out_dir, [(k, k + 1) for k in range(n)],
+                      lambda j: plan.PlannedImage("x", 0, 10, "x", "x", {}), n)
 
 
 def test_exclusive_run_refuses_a_second_and_a_task(tmp_path):
@@ -124,12 +125,12 @@ def test_tasks_of_another_plan_are_refused_while_live(tmp_path):
     d = str(tmp_path)
     split = _split(d)
     a = lock.Claim([d], True, "task 0 of 2")
-    assert write.prepare_dir(split, "plan-P", a.alone[d]) == set()
+    assert resume.prepare_dir(split, "plan-P", a.alone[d]) == set()
     a.ready()
     b = lock.Claim([d], True, "task 1 of 2")
     with pytest.raises(lock.InUse, match="another plan"):
-        write.prepare_dir(split, "plan-Q", b.alone[d])
-    assert write.prepare_dir(split, "plan-P", b.alone[d]) == set()
+        resume.prepare_dir(split, "plan-Q", b.alone[d])
+    assert resume.prepare_dir(split, "plan-P", b.alone[d]) == set()
     b.release()
     a.release()
 
@@ -227,20 +228,19 @@ def clean_run(release, tmp_path_factory):
 
 def owned_names(release, task_index, count):
     """The shard paths (as in _shards) task `task_index` of `count` owns."""
-    from ilsvrc import inputs
-    found = inputs.find_source(release)
+    found = discover.find_source(release)
     with pool.Pool(0) as runner:
-        train, val = inputs.list_source(found, runner)
+        train, val = discover.list_source(found, runner)
     label_file = official.label_file_for(release)
-    splits, _ = official.make_splits(train, val, data.read_lines(label_file), label_file,
+    splits, _ = official.make_splits(train, val, shipped.read_lines(label_file), label_file,
                                      "/nowhere")
     mine = write.owned_shards(splits, tasks.Task(task_index, count, "test"))
-    return {"%s/%s" % (s.prefix, write.shard_name(s.prefix, k, s.num_shards))
+    return {"%s/%s" % (s.prefix, plan.shard_name(s.prefix, k, s.num_shards))
             for s, k in mine}
 
 
 def _build(release, out, *extra):
-    return [sys.executable, "-m", "ilsvrc.cli_build", release, "-o", out, "-j", "1"] + \
+    return [sys.executable, "-m", "ilsvrc.cli.build", release, "-o", out, "-j", "1"] + \
         list(extra)
 
 
