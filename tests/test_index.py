@@ -1,12 +1,10 @@
 """The source index file: round trip, stale and damaged indexes, relative paths."""
 
 import os
-import shutil
 
 import pytest
 
 from ilsvrc import containers, discover, index, listing, pool, tarindex
-from ilsvrc.errors import UserError
 
 
 def _columns(lst):

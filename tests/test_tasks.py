@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from conftest import REPO, wait_for_shards
+from test_resume import _shards, clean_run, release  # noqa: F401  (fixtures)
 from ilsvrc import discover, lock, official, plan, pool, resume, shipped, tasks, write
-from ilsvrc.testing import sample
-from ilsvrc.errors import UsageError, UserError
+from ilsvrc.errors import UsageError
 
 
 # --------------------------------------------------------------------------- detect
@@ -200,31 +200,6 @@ def test_partial_names_carry_host_and_pid(tmp_path):
 
 
 # --------------------------------------------------------------------------- processes
-
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tasks-release"))
-    sample.generate(d, classes=8, per_class=40, val=40, seed=4)
-    return d
-
-
-def _shards(out):
-    found = {}
-    for sub in ("train", "validation"):
-        for name in sorted(os.listdir(os.path.join(out, sub))):
-            if not name.startswith("."):
-                with open(os.path.join(out, sub, name), "rb") as f:
-                    found[sub + "/" + name] = f.read()
-    return found
-
-
-@pytest.fixture(scope="module")
-def clean_run(release, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("tasks-clean") / "out")
-    with pool.Pool(0) as runner:
-        official.convert(release, out, runner, do_verify=False)
-    return _shards(out)
-
 
 def owned_names(release, task_index, count):
     """The shard paths (as in _shards) task `task_index` of `count` owns."""
