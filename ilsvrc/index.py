@@ -55,6 +55,11 @@ DEFAULT_NAME = "ilsvrc-source.index"
 _LITTLE = sys.byteorder == "little"
 
 
+# container classes by the name stored in the index
+_KINDS = {cls.__name__: cls for cls in (containers.Slices, containers.ZipMembers,
+                                        containers.File)}
+
+
 class StaleIndex(UserError):
     """The source changed since the index was written."""
 
@@ -140,8 +145,7 @@ def dumps(listings, source_stats, meta=None, base=None):
         places = []
         for c in lst.containers:
             p, rel = _rel(str(c), base)
-            places.append([p, rel, "zip" if isinstance(c, containers.ZipArchive)
-                           else "file"])
+            places.append([p, rel, type(c).__name__])
         root, root_rel = _rel(lst.root, base)
         entries.append({
             "split": lst.split, "count": len(lst), "inner_tars": bool(lst.inner_tars),
@@ -261,8 +265,9 @@ def loads(data, expected_source_stats, meta=None, base=None, where="index"):
             raise BadIndex("%s is damaged (column lengths differ). %s" % (where, fix))
         lst.containers = []
         for path, rel, kind in entry["containers"]:
-            p = _join(path, rel, base)
-            lst.containers.append(containers.ZipArchive(p) if kind == "zip" else p)
+            if kind not in _KINDS:
+                raise BadIndex("%s: unknown container kind %r. %s" % (where, kind, fix))
+            lst.containers.append(_KINDS[kind](_join(path, rel, base)))
         lst.root = _join(entry["root"], entry["root_relative"], base)
         lst.inner_tars, lst.files_flat = entry["inner_tars"], entry["files_flat"]
         listings.append(lst)
