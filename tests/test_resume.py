@@ -128,9 +128,16 @@ def test_moving_the_input_directory_keeps_finished_shards(release, clean_run, tm
         stats = _convert_stats(moved, out, runner)
         assert stats["shards"] == 0 and stats["images"] == 0
         assert _shards(out) == clean_run
-        # the same names with other bytes (another tar size) are a new plan
+        # the same names with other bytes (another tar size) are a new plan: it
+        # stops and deletes nothing; once the old shards are removed it writes them
         with open(os.path.join(moved, "ILSVRC2012_img_val.tar"), "ab") as f:
             f.write(bytes(10240))
+        with pytest.raises(write.UserError, match="another plan"):
+            _convert_stats(moved, out, runner)
+        assert _shards(out) == clean_run
+        for name in os.listdir(os.path.join(out, "validation")):
+            if name.startswith("validation-"):
+                os.remove(os.path.join(out, "validation", name))
         stats = _convert_stats(moved, out, runner)
         assert stats["shards"] == official.VAL_SHARDS
     assert _shards(out) == clean_run
