@@ -1,6 +1,7 @@
-"""File-system helpers every writer shares: the hidden `.NAME.partial` file that is
-renamed into place only when complete (flushed to disk where that matters), discarding
-it, and the one rule for archive member names that could escape a directory."""
+"""File-system helpers every writer shares: the hidden `.NAME.<host>.<pid>.partial`
+file that is renamed into place only when complete (flushed to disk where that
+matters), discarding it, and the one rule for archive member names that could escape
+a directory."""
 
 import contextlib
 import os
@@ -9,9 +10,11 @@ PARTIAL_SUFFIX = ".partial"
 
 
 def partial_path(path):
-    """Where the unfinished version of `path` is written: `.NAME.partial` beside it."""
-    d, name = os.path.split(path)
-    return os.path.join(d, "." + name + PARTIAL_SUFFIX)
+    """Where this process writes the unfinished version of `path`:
+    `.NAME.<host>.<pid>.partial` beside it, so that a run can tell its own partial
+    files from those of other runs (lock.remove_orphans)."""
+    from ilsvrc import lock
+    return lock.partial_path(path)
 
 
 def fsync_path(path):

@@ -31,15 +31,19 @@ def split_gcs_path(path):
     return bucket, prefix
 
 
-def upload(split_dirs, gcs_output_path, project, log=sys.stderr):
+def upload(split_dirs, gcs_output_path, project, log=sys.stderr, only=None):
+    """Upload the shards of each (directory, prefix); `only`: just these paths (a
+    task uploads the shards it wrote)."""
     storage = storage_module()
+    keep = None if only is None else set(only)
     bucket_name, prefix = split_gcs_path(gcs_output_path)
     path = None
     try:
         bucket = storage.Client(project=project).get_bucket(bucket_name)
         for directory, file_prefix in split_dirs:
             files = sorted(os.path.join(directory, n) for n in os.listdir(directory)
-                           if n.startswith(file_prefix + "-"))
+                           if n.startswith(file_prefix + "-") and
+                           (keep is None or os.path.join(directory, n) in keep))
             for i, path in enumerate(files):
                 if i % 20 == 0:
                     log.write("uploading %s (%d of %d) to gs://%s/%s\n"

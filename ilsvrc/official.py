@@ -11,7 +11,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import contract, discover, features, plan, shipped
+from ilsvrc import contract, discover, features, index, plan, shipped
 from ilsvrc import convert as conversion
 from ilsvrc.errors import UserError
 
@@ -88,10 +88,11 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
 
 
 def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
-                allow_custom=False):
-    """The (train, validation) listings under raw_dir, and the planner's options
-    (the validation label file: label_file, else the one label_file_for finds;
-    whether synsets outside the 1000 are allowed)."""
+                allow_custom=False, index_file=None):
+    """The (train, validation) listings under raw_dir (from index_file when it
+    exists, see index.py), and the planner's options (the validation label file:
+    label_file, else the one label_file_for finds; whether synsets outside the 1000
+    are allowed)."""
     found = discover.find_source(raw_dir, source)
     label_file = label_file or label_file_for(raw_dir)
     label_lines = read_labels(label_file, allow_custom)
@@ -99,7 +100,7 @@ def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
         say_reading(raw_dir, found[0], label_file, log)
     options = dict(label_lines=label_lines, label_file=label_file,
                    allow_custom=allow_custom)
-    return discover.list_source(found, runner), options
+    return index.listings_for(found, runner, index_file, log), options
 
 
 def say_reading(raw_dir, kind, label_file, log):
@@ -124,8 +125,11 @@ FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
 
 
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
-            label_file=None, log=sys.stderr, allow_custom=False):
-    """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
-    listings, options = read_source(raw_dir, runner, source, label_file, log, allow_custom)
+            label_file=None, log=sys.stderr, allow_custom=False, task=None,
+            index_file=None):
+    """The whole official conversion on worker pool `runner`; returns (splits, stats).
+    task: a tasks.Task (write only its share); index_file: see read_source."""
+    listings, options = read_source(raw_dir, runner, source, label_file, log,
+                                    allow_custom, index_file)
     return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
-                              **options)
+                              task=task, **options)

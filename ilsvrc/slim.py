@@ -17,7 +17,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import contract, discover, features, plan, shipped, tree
+from ilsvrc import contract, discover, features, index, plan, shipped, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -114,12 +114,14 @@ def by_synset(flat, label_file, allow_custom=False):
     return grouped
 
 
-def source_listings(source_dir, runner, val_label_file=None, allow_custom=False):
+def source_listings(source_dir, runner, val_label_file=None, allow_custom=False,
+                    index_file=None):
     """(train, validation) listings of the images under source_dir, read in place:
-    the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source.
+    the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source --
+    or from index_file when it exists (index.py).
     The flat validation set is grouped by synset with the label file."""
     found = discover.find_source(source_dir)
-    train, flat_val = discover.list_source(found, runner)
+    train, flat_val = index.listings_for(found, runner, index_file)
     return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE,
                             allow_custom)
 
@@ -205,9 +207,10 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
                 labels_file=shipped.SYNSETS_FILE, metadata_file=shipped.METADATA_FILE,
                 bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
                 val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr,
-                allow_custom=False):
+                allow_custom=False, index_file=None):
     """The (train, validation) listings and the planner's options (the label, text
-    and box tables, the layout, whether synsets outside the 1000 are allowed).
+    and box tables, the layout, whether synsets outside the 1000 are allowed);
+    index_file: see source_listings.
 
     Reads the images under source_dir (tars or Kaggle copy) when given, else the trees
     train_dir and val_dir.  bbox_file '' means no boxes (empty box lists).
@@ -223,7 +226,7 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
               % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
     if source_dir is not None:
         listings = source_listings(source_dir, runner, val_label_file,
-                                   allow_custom=allow_custom)
+                                   allow_custom=allow_custom, index_file=index_file)
     else:
         listings = tree_listings(train_dir, val_dir)
     return listings, dict(synsets=synsets, texts=texts, boxes=boxes,
@@ -254,13 +257,14 @@ def make_splits(out_dir, runner, log=sys.stderr, **where):
     return plan_listings(listings, out_dir, log, **options)
 
 
-def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, **where):
+def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, task=None,
+            **where):
     """The whole slim conversion; returns (splits, stats).  `where` and the layout
-    options are those of read_source."""
+    options are those of read_source; task: a tasks.Task (write only its share)."""
     if not os.path.isdir(out_dir):
         raise UserError("output directory %s does not exist; create it first (the slim "
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)
     listings, options = read_source(runner, log=log, **where)
     return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
-                              **options)
+                              task=task, **options)

@@ -129,19 +129,20 @@ def _verify_job(job):
     return verify_shard_labels(job[1])
 
 
-def verify_splits(splits, schema, label_range, runner, pairs=None):
-    """Verify every shard of every split; return {prefix: records}.  `pairs`: a dict
-    that collects {synset: {labels}} of all records."""
+def verify_splits(splits, schema, label_range, runner, pairs=None, only=None):
+    """Verify every shard of every split (of `only`, a set of (prefix, k), when
+    given: a task's share); return {prefix: records}.  `pairs`: a dict that
+    collects {synset: {labels}} of all records."""
     counts = {split.prefix: 0 for split in splits}
-    jobs = ((split.prefix, (split.path(k), schema, label_range,
-                            expected(split, k)))
-            for split in splits for k in range(split.num_shards))
+    jobs = ((split.prefix, (split.path(k), schema, label_range, expected(split, k)))
+            for split in splits for k in range(split.num_shards)
+            if only is None or (split.prefix, k) in only)
     for (prefix, _), (n, shard_pairs) in runner.run(_verify_job, jobs):
         counts[prefix] += n
         if pairs is not None:
             merge_labels(pairs, shard_pairs)
     for split in splits:
-        if counts[split.prefix] != split.count:
+        if only is None and counts[split.prefix] != split.count:
             raise UserError("%s: %d records in %s, planned %d"
                             % (split.prefix, counts[split.prefix], split.out_dir,
                                split.count))

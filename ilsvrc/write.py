@@ -1,13 +1,15 @@
 """The write stage: worker processes, each owning whole shards.
 
-A shard is written to `.<name>.partial` in its directory, flushed to disk and renamed
-to its final name only when complete, so a final name always means a finished shard.
+A shard is written to `.<name>.<host>.<pid>.partial` in its directory (fsutil, lock),
+flushed to disk and renamed to its final name only when complete, so a final name
+always means a finished shard.
 Workers write and close the partial file; the flush to disk (fsync) and the rename
 happen on an I/O thread of the main process (`Finisher`), so that waiting for the
 disk overlaps the workers' next shards instead of stalling them.
-Shards an earlier run finished with the same plan are skipped (see resume).  Record
-bytes depend only on the shard's items, so output is identical for any number of
-workers.
+Shards an earlier run finished with the same plan are skipped (see resume).  A run
+holds its output directories' run lock (lock.py) while it writes; in task mode
+(tasks.py) it writes only the shards its task owns.  Record bytes depend only on
+the shard's items, so output is identical for any number of workers.
 """
 
 import errno
@@ -16,7 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, features, image, resume, tfrecord
+from ilsvrc import containers, features, image, lock, resume, tasks, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
@@ -43,11 +45,11 @@ def _disk_error(path, err):
 def write_shard(job):
     """Worker: write one shard.  Returns (records, bytes read, bytes written).
 
-    job = (path, items, check).  The shard is left complete and closed as
-    `.NAME.partial`; a `Finisher` in the main process flushes and renames it.
+    job = (path, items, check, partial path: named by the main process, see
+    fsutil.partial_path).  The shard is left complete and closed as the partial
+    file; a `Finisher` in the main process flushes and renames it.
     """
-    path, items, check = job
-    tmp = partial_path(path)
+    path, items, check, tmp = job
     nread = 0
     try:
         writer = tfrecord.open_writer(tmp)
@@ -121,22 +123,53 @@ class Finisher:
 
 # --------------------------------------------------------------------------- driver
 
-def write_splits(splits, runner, check="header", label="writing"):
-    """Write every shard of `splits` that is not already done; return totals."""
+def owned_shards(splits, task, log=None):
+    """[(split, k)] of the shards `task` writes (all of them when task is None);
+    with `log`, write the task's line saying who it is and what it owns."""
+    keys = [(split, k) for split in splits for k in range(split.num_shards)]
+    if task is None:
+        return keys
+    weights = [w for split in splits for w in tasks.shard_weights(split)]
+    mine = tasks.owned(keys, weights, task)
+    if log is not None:
+        known = all(not s.count or s.item(0).size >= 0 for s in splits)
+        chosen = set(mine)
+        nbytes = sum(w for key, w in zip(keys, weights) if key in chosen)
+        log.write(tasks.describe(task, [(s.prefix, k) for s, k in mine], len(keys),
+                                 nbytes if known else None) + "\n")
+    return mine
+
+
+def write_splits(splits, runner, check="header", label="writing", task=None):
+    """Write every shard of `splits` (of `task`'s share in task mode) that is not
+    already done; return totals (with "owned": the [(prefix, k)] of this run)."""
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
                         % (check, ", ".join(image.CHECKS)))
-    todo = []
-    for split in splits:
-        done = resume.prepare_dir(split, resume.fingerprint(split, check))
-        todo.extend((split, k) for k in range(split.num_shards) if k not in done)
+    digests = [resume.fingerprint(split, check) for split in splits]
+    mine = owned_shards(splits, task, sys.stderr)
+    note = "task %d of %d" % (task.index, task.count) if task else "an ordinary run"
+    with lock.Claim([s.out_dir for s in splits], task is not None, note) as claim:
+        done = {}
+        for split, digest in zip(splits, digests):
+            done[split.prefix] = resume.prepare_dir(split, digest,
+                                                    claim.alone[split.out_dir])
+        claim.ready()
+        todo = [(split, k) for split, k in mine if k not in done[split.prefix]]
+        stats = _write(todo, len(mine), runner, check, label)
+    stats["owned"] = [(s.prefix, k) for s, k in mine]
+    return stats
+
+
+def _write(todo, owned, runner, check, label):
     total = sum(split.ranges[k][1] - split.ranges[k][0] for split, k in todo)
-    skipped = sum(s.num_shards for s in splits) - len(todo)
+    skipped = owned - len(todo)
     if skipped:
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, skipped, len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check, partial_path(split.path(k)))
+            for split, k in todo)
     written = 0
     finisher = Finisher()
     try:

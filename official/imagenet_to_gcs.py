@@ -33,6 +33,7 @@ flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path
                      "done; --nogcs_upload keeps them local only.")
 # Our additions (upstream has no equivalent):
 options.define_flags(flags)  # --num_workers, --image_check, --verify, custom classes
+options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
 flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
                   "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
                   "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
@@ -63,15 +64,29 @@ def run(argv):
                          "ILSVRC2012 tars or the extracted train/ and validation/")
     if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
         raise UsageError("--num_workers must be 0 or more")
+    workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
+    index_file = options.index_path(FLAGS.index, scratch)
+    if FLAGS.index_only:
+        with pool.Pool(workers) as runner:
+            return options.write_index(discover.find_source(FLAGS.raw_data_dir,
+                                                            FLAGS.source),
+                                       runner, index_file)
+    task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
     if uploading:
         gcs.storage_module()  # fail before hours of work, not after
-    workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
     with pool.Pool(workers) as runner:
-        splits, _ = official.convert(FLAGS.raw_data_dir, scratch, runner,
-                                     check=FLAGS.image_check, source=FLAGS.source,
-                                     do_verify=FLAGS.verify,
-                                     allow_custom=FLAGS.allow_custom_classes)
-    if uploading:
+        splits, stats = official.convert(FLAGS.raw_data_dir, scratch, runner,
+                                         check=FLAGS.image_check, source=FLAGS.source,
+                                         do_verify=FLAGS.verify,
+                                         allow_custom=FLAGS.allow_custom_classes,
+                                         task=task, index_file=index_file)
+    if uploading and task is not None:
+        owned = {p: set() for p in ("train", "validation")}
+        for prefix, k in stats["owned"]:
+            owned[prefix].add(k)
+        gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project,
+                   only=[s.path(k) for s in splits for k in owned[s.prefix]])
+    elif uploading:
         gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project)
     return 0
 

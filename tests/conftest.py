@@ -11,6 +11,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# A test suite run inside a job array must not turn the runs it starts into tasks.
+for _var in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "BATCH_TASK_INDEX",
+             "AWS_BATCH_JOB_ARRAY_INDEX", "ILSVRC_TASK_COUNT"):
+    os.environ.pop(_var, None)
 
 from ilsvrc.testing import sample  # noqa: E402
 
@@ -62,3 +66,20 @@ def shard_records(path):
     so it also checks the framing and CRCs independently of TensorFlow)."""
     from ilsvrc import features, tfrecord
     return [features.decode(r) for r in tfrecord.read_records(path)]
+
+def wait_for_shards(proc, directory, count, timeout=120):
+    """Wait until `directory` holds `count` finished files (names not starting with
+    '.') while `proc` is still running; fail if it ends first."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done = [n for n in os.listdir(directory) if not n.startswith(".")]
+        except FileNotFoundError:
+            done = []
+        if len(done) >= count:
+            return
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        time.sleep(0.005)
+    raise AssertionError("no %d finished files in %s after %d s" % (count, directory,
+                                                                    timeout))

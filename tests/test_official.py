@@ -187,7 +187,11 @@ def test_build_sh_default_layout_progress_and_rerun(release_copy):
     assert r.returncode == 0, r.stderr
     assert "images/s" in r.stderr and "ETA" in r.stderr and "verified" in r.stderr
     assert os.path.getsize(os.path.join(raw, "tf_records", "train", "train-00000-of-01024"))
-    assert len(os.listdir(os.path.join(raw, "tf_records", "validation"))) == 128 + 1  # + state
+    names = os.listdir(os.path.join(raw, "tf_records", "validation"))
+    assert len([n for n in names if not n.startswith(".")]) == 128
+    # hidden: the plan state and the run's lock files, no partial or owner file left
+    assert sorted(n for n in names if n.startswith(".")) == \
+        [".ilsvrc-plan.lock", ".ilsvrc-run.lock", ".validation-of-00128.plan"]
     r = run_cmd(["./build.sh", raw, "-j", "0"])
     assert r.returncode == 0 and "1152 shards already complete" in r.stderr
 
@@ -306,7 +310,9 @@ def test_non_jpeg_member_is_refused(release_copy):
                     b"GIF89a not a jpeg at all")
     r = run_cmd(["./build.sh", raw, "-j", "0", "--check", "decode"])
     _one_clean_error(r, "n15075141.tar/%s: cannot be decoded as JPEG" % name)
-    r = run_cmd(["./build.sh", raw, "-j", "0"])
+    # another --check is another plan: a fresh output directory (the first one's
+    # finished shards are kept, never replaced)
+    r = run_cmd(["./build.sh", raw, "-j", "0", "-o", os.path.join(raw, "header")])
     _one_clean_error(r, "n15075141.tar/%s: not a JPEG" % name)
 
 

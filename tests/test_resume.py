@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_cmd
+from conftest import REPO, run_cmd, wait_for_shards
 from ilsvrc import fsutil, official, pool, write
 from ilsvrc.testing import sample
 
@@ -54,18 +54,8 @@ def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen(_cmd(release, out), cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    train = os.path.join(out, "train")
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            try:
-                done = [n for n in os.listdir(train) if not n.startswith(".")]
-            except FileNotFoundError:
-                done = []
-            if len(done) >= 20:
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.005)
+        wait_for_shards(proc, os.path.join(out, "train"), 20)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -73,10 +63,12 @@ def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
     assert 20 <= len(killed) < len(clean_run)
     for name, data in killed.items():         # finished shards are already final
         assert data == clean_run[name]
-    # a leftover partial file of a shard that was being written
+    # the killed run's partial files are named after it (host, pid): the rerun
+    # removes them, as it does an unowned one of an earlier version left long ago
     stale = os.path.join(out, "validation", ".validation-00127-of-00128.partial")
     with open(stale, "wb") as f:
         f.write(b"half a shard")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
 
     r = run_cmd(_cmd(release, out))
     assert r.returncode == 0, r.stderr
@@ -85,7 +77,8 @@ def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
     assert [n for n in _hidden(out) if n.endswith(".partial")] == []
 
 
-def test_same_plan_skips_everything_changed_plan_rewrites(release, clean_run, tmp_path):
+def test_same_plan_skips_everything_changed_plan_refuses_and_deletes_nothing(
+        release, clean_run, tmp_path):
     out = str(tmp_path / "out")
     labels = os.path.join(release, official.LABEL_FILE_NAME)
     with open(labels) as f:
@@ -102,26 +95,25 @@ def test_same_plan_skips_everything_changed_plan_rewrites(release, clean_run, tm
         stats = _convert_stats(release, out, runner)
         assert stats["shards"] == 0 and stats["images"] == 0
         assert _shards(out) == clean_run
-        # other validation labels, same label numbers: only validation is replanned
-        stale = os.path.join(out, "validation", ".validation-00003-of-00128.partial")
-        open(stale, "wb").close()
-        stats = _convert_stats(release, out, runner,
-                               label_file("rotated.txt", lines[1:] + lines[:1]))
+        # other validation labels: validation is another plan, which must not
+        # replace the finished shards; the message names the directory and the fix
+        rotated = label_file("rotated.txt", lines[1:] + lines[:1])
+        with pytest.raises(write.UserError) as err:
+            _convert_stats(release, out, runner, rotated)
+        msg = str(err.value)
+        assert os.path.join(out, "validation") in msg and "another plan" in msg
+        assert "Nothing was deleted" in msg and "rm " in msg
+        assert _shards(out) == clean_run
+        # once the user removed them, the other plan is written
+        for name in os.listdir(os.path.join(out, "validation")):
+            if name.startswith("validation-"):
+                os.remove(os.path.join(out, "validation", name))
+        stats = _convert_stats(release, out, runner, rotated)
         assert stats["shards"] == official.VAL_SHARDS
-        assert not os.path.exists(stale)
-        rotated = _shards(out)
-        assert {n: d for n, d in rotated.items() if n.startswith("train/")} == \
+        now = _shards(out)
+        assert {n: d for n, d in now.items() if n.startswith("train/")} == \
             {n: d for n, d in clean_run.items() if n.startswith("train/")}
-        assert rotated != clean_run
-        # a new synset that sorts first shifts every label: everything is rewritten
-        stale = os.path.join(out, "train", ".train-00003-of-01024.partial")
-        open(stale, "wb").close()
-        stats = _convert_stats(release, out, runner,
-                               label_file("shifted.txt", ["n00000001"] + lines[1:]))
-        assert stats["shards"] == official.TRAIN_SHARDS + official.VAL_SHARDS
-        assert not os.path.exists(stale)
-        shifted = _shards(out)
-        assert all(shifted[n] != clean_run[n] for n in clean_run if clean_run[n])
+        assert now != clean_run
 
 
 def test_moving_the_input_directory_keeps_finished_shards(release, clean_run, tmp_path):
@@ -136,9 +128,16 @@ def test_moving_the_input_directory_keeps_finished_shards(release, clean_run, tm
         stats = _convert_stats(moved, out, runner)
         assert stats["shards"] == 0 and stats["images"] == 0
         assert _shards(out) == clean_run
-        # the same names with other bytes (another tar size) are a new plan
+        # the same names with other bytes (another tar size) are a new plan: it
+        # stops and deletes nothing; once the old shards are removed it writes them
         with open(os.path.join(moved, "ILSVRC2012_img_val.tar"), "ab") as f:
             f.write(bytes(10240))
+        with pytest.raises(write.UserError, match="another plan"):
+            _convert_stats(moved, out, runner)
+        assert _shards(out) == clean_run
+        for name in os.listdir(os.path.join(out, "validation")):
+            if name.startswith("validation-"):
+                os.remove(os.path.join(out, "validation", name))
         stats = _convert_stats(moved, out, runner)
         assert stats["shards"] == official.VAL_SHARDS
     assert _shards(out) == clean_run

@@ -14,7 +14,7 @@ import sys
 from ilsvrc import convert as conversion
 from ilsvrc import discover, extract, official, pool
 from ilsvrc.cli import options
-from ilsvrc.errors import main_guard
+from ilsvrc.errors import UsageError, main_guard
 
 PROG = "build.sh"
 
@@ -40,6 +40,7 @@ def parse(argv):
                    "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
                    "DIR/synset_labels.txt, else the shipped one)")
+    options.add_task_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     options.refuse_bucket(a.output, "-o/--output")
@@ -55,21 +56,36 @@ def _extract(a, listings, label_file, runner):
 def run(argv):
     a = parse(argv)
     out = a.output or os.path.join(a.dir, "tf_records")
+    index_file = options.index_path(a.index, out)
+    if a.index_only:
+        with pool.Pool(a.workers) as runner:
+            return options.write_index(discover.find_source(a.dir, a.source), runner,
+                                       index_file)
+    task = options.resolve_task(a.task_index, a.task_count, PROG)
+    if task is not None and a.extract:
+        raise UsageError("--extract does not combine with task mode: extract on one "
+                         "machine first, then convert with tasks")
     with pool.Pool(a.workers) as runner:
         if a.extract:
-            listings, options = official.read_source(a.dir, runner, "tar", a.labels,
-                                                     allow_custom=a.allow_custom_classes)
-            _extract(a, listings, options["label_file"], runner)
+            listings, plan_options = official.read_source(a.dir, runner, "tar", a.labels,
+                                                          allow_custom=a.allow_custom_classes)
+            _extract(a, listings, plan_options["label_file"], runner)
         if a.extract and a.source in ("auto", "tar"):
             # the tars are indexed once: the same listings feed the conversion
-            options["label_file"] = a.labels or official.label_file_for(a.dir)
-            official.say_reading(a.dir, "tar", options["label_file"], sys.stderr)
+            plan_options["label_file"] = a.labels or official.label_file_for(a.dir)
+            official.say_reading(a.dir, "tar", plan_options["label_file"], sys.stderr)
             conversion.convert(official.FORMAT, listings, out, runner, a.check,
-                               not a.no_verify, sys.stderr, **options)
+                               not a.no_verify, sys.stderr, **plan_options)
         else:
             official.convert(a.dir, out, runner, check=a.check, source=a.source,
                              do_verify=not a.no_verify, label_file=a.labels,
-                             allow_custom=a.allow_custom_classes)
+                             allow_custom=a.allow_custom_classes, task=task,
+                             index_file=index_file)
+    if task is not None:
+        sys.stderr.write("done: task %d of %d; when every task has finished, check the "
+                         "whole: ./verify.sh official %s --source %s\n"
+                         % (task.index, task.count, out, a.dir))
+        return 0
     sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 

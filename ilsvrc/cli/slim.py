@@ -15,7 +15,7 @@ import sys
 
 from ilsvrc import bbox, contract, discover, extract, kagglezip, pool, shipped, slim, tarindex
 from ilsvrc.cli import options
-from ilsvrc.errors import UserError, main_guard
+from ilsvrc.errors import UsageError, UserError, main_guard
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
 
@@ -68,6 +68,7 @@ def _parse_convert(argv):
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
     options.add_run_options(p)
+    options.add_task_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
@@ -82,6 +83,14 @@ def convert_main(argv):
                         "ILSVRC2012 tars" % a.dir)
     raw = os.path.join(top, "raw-data")
     found = discover.find_source(top, "auto")
+    index_file = options.index_path(a.index, top)
+    if a.index_only:
+        with pool.Pool(a.workers) as runner:
+            return options.write_index(found, runner, index_file)
+    task = options.resolve_task(a.task_index, a.task_count, CONVERT)
+    if task is not None and a.extract:
+        raise UsageError("--extract does not combine with task mode: extract on one "
+                         "machine first, then convert with tasks")
     if found[0] == "tree":
         raise UserError("missing %s and %s in %s: put the ILSVRC2012 tars there (nothing "
                         "is downloaded)" % (tarindex.TRAIN_TAR, tarindex.VAL_TAR, top))
@@ -110,9 +119,16 @@ def convert_main(argv):
                         allow_custom=a.allow_custom_classes)
             where = dict(train_dir=os.path.join(raw, "train"),
                          val_dir=os.path.join(raw, "validation"))
+        else:
+            where["index_file"] = index_file
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
                      check=a.check, do_verify=not a.no_verify,
-                     allow_custom=a.allow_custom_classes, **where)
+                     allow_custom=a.allow_custom_classes, task=task, **where)
+    if task is not None:
+        sys.stderr.write("done: task %d of %d; when every task has finished, check the "
+                         "whole: ./verify.sh slim %s --source %s\n"
+                         % (task.index, task.count, top, top))
+        return 0
     sys.stderr.write("done: %s/validation-*-of-%05d and %s/train-*-of-%05d\n"
                      % (top, slim.VAL_SHARDS, top, slim.TRAIN_SHARDS))
     return 0

@@ -21,7 +21,7 @@ import os
 import re
 import sys
 
-from ilsvrc import contract, formats, official, plan, pool, slim, verify
+from ilsvrc import contract, formats, lock, official, plan, pool, slim, tasks, verify, write
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 from ilsvrc.progress import Progress
@@ -49,6 +49,7 @@ def parse(argv):
                    metavar="T", help="slim with --source: the --num_threads the shards "
                    "were written with (default 8; 64 for darchr-built datasets)")
     options.add_run_options(p, check=False)
+    options.add_task_options(p, index_only=False)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     if a.labels and not a.source:
@@ -113,20 +114,21 @@ def inventory(fmt, out_dir):
 # --------------------------------------------------------------------------- plan
 
 def official_plan(source, out_dir, runner, label_file, num_threads=None,
-                  allow_custom=False):
+                  allow_custom=False, index_file=None):
     """The splits build.sh would write from `source` (same label file rule)."""
     listings, opts = official.read_source(source, runner, "auto", label_file,
-                                          allow_custom=allow_custom)
+                                          allow_custom=allow_custom, index_file=index_file)
     return official.plan_listings(listings, out_dir, **opts)[0]
 
 
 def slim_plan(source, out_dir, runner, label_file, num_threads=slim.NUM_THREADS,
-              allow_custom=False):
+              allow_custom=False, index_file=None):
     """The splits the slim driver would write from the tars or Kaggle copy in `source`
     (boxes do not matter here: verify compares file names and labels)."""
     splits, _ = slim.make_splits(out_dir, runner, source_dir=source,
                                  val_label_file=label_file, num_threads=num_threads,
-                                 log=io.StringIO(), allow_custom=allow_custom)
+                                 log=io.StringIO(), allow_custom=allow_custom,
+                                 index_file=index_file)
     return splits
 
 
@@ -185,17 +187,28 @@ def run(argv, out=None, log=None):
     if not os.path.isdir(a.out_dir):
         raise UserError("%s is not a directory (the conversion's output directory)"
                         % a.out_dir)
+    task = options.resolve_task(a.task_index, a.task_count, PROG, log)
     shards, problems, warnings = inventory(fmt, a.out_dir)
+    for d in sorted({os.path.join(a.out_dir, sub) if sub else a.out_dir
+                     for sub, _, _ in fmt.layout}):
+        live = lock.busy(d)
+        if live:
+            warnings.append(live + "; verify once every run and task has finished")
     with pool.Pool(a.workers) as runner:
         splits = None
         if a.source:
             splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels,
-                                        a.num_threads, a.allow_custom_classes)
+                                        a.num_threads, a.allow_custom_classes,
+                                        options.index_path(a.index, a.out_dir))
             log.write("plan from %s: %s\n" % (a.source, ", ".join(
                 "%d %s images" % (s.count, s.prefix) for s in splits)))
+        if task is not None:
+            shards = _task_share(fmt, shards, splits, task, log)
         counts, bad = check_shards(fmt, shards, splits, runner, log,
                                    a.allow_custom_classes)
     problems += bad
+    if task is not None:
+        return _task_report(fmt, a, task, shards, problems, warnings, out, log)
     if splits:
         for s in splits:
             if counts[s.prefix] != s.count and not bad:
@@ -214,6 +227,13 @@ def run(argv, out=None, log=None):
         out.write("  source: every one of the %s images of %s is there exactly once, "
                   "with its label\n" % ("{:,}".format(sum(s.count for s in splits)),
                                         a.source))
+    _finish(warnings, problems, a.out_dir, out, log)
+    out.write("OK: all %d shards check out\n" % len(shards))
+    return 0
+
+
+def _finish(warnings, problems, out_dir, out, log):
+    """Print the warnings; list the problems and raise if there are any."""
     for w in warnings:
         out.write("  warning: %s\n" % w)
     out.flush()
@@ -223,8 +243,28 @@ def run(argv, out=None, log=None):
         if len(problems) > MAX_LISTED:
             log.write("%s: ... and %d more problems\n" % (PROG, len(problems) - MAX_LISTED))
         raise UserError("%d problem%s found in %s (listed above)"
-                        % (len(problems), "" if len(problems) == 1 else "s", a.out_dir))
-    out.write("OK: all %d shards check out\n" % len(shards))
+                        % (len(problems), "" if len(problems) == 1 else "s", out_dir))
+
+
+def _task_share(fmt, shards, splits, task, log):
+    """The shards verify task `task` re-reads: with a plan, exactly those the same
+    write task wrote; without, an even deal of the layout's shards."""
+    if splits:
+        owned = {(s.prefix, k) for s, k in write.owned_shards(splits, task, log)}
+    else:
+        keys = [(prefix, k) for _, prefix, num in fmt.layout for k in range(num)]
+        owned = set(tasks.owned(keys, [1] * len(keys), task))
+        log.write(tasks.describe(task, [k for k in keys if k in owned], len(keys)) + "\n")
+    return [s for s in shards if (s[0], s[1]) in owned]
+
+
+def _task_report(fmt, a, task, shards, problems, warnings, out, log):
+    out.write("%s shards in %s, task %d of %d: %d shards re-read\n"
+              % (fmt.name, a.out_dir, task.index, task.count, len(shards)))
+    _finish(warnings, problems, a.out_dir, out, log)
+    out.write("OK: every shard name is there and this task's %d shards check out%s; "
+              "the whole is proven when all %d tasks say OK\n"
+              % (len(shards), " against the plan" if a.source else "", task.count))
     return 0
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import pool, shipped, slim  # noqa: E402
+from ilsvrc import discover, pool, shipped, slim  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
@@ -53,6 +53,7 @@ flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the syns
                     "each validation image, one a line in number order (default: the "
                     "shipped imagenet_2012_validation_synset_labels.txt).")
 options.define_flags(flags)  # --num_workers, --image_check, --verify
+options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
 
 FLAGS = flags.FLAGS
 PROG = "build_imagenet_data.py"
@@ -79,11 +80,22 @@ def run(argv):
         raise UsageError("--validation_labels_file only applies with --source_dir")
     options.refuse_bucket(FLAGS.output_directory, "--output_directory")
     bbox_file = FLAGS.bounding_box_file
-    if bbox_file and not os.path.isfile(bbox_file):
+    if bbox_file and not os.path.isfile(bbox_file) and not FLAGS.index_only:
         raise UsageError("bounding box file %s not found: make it with "
                          "process_bounding_boxes.py, or pass --bounding_box_file='' to "
                          "write empty box lists" % bbox_file)
-    with pool.Pool(options.workers(FLAGS.num_workers)) as runner:
+    workers = options.workers(FLAGS.num_workers)
+    index_file = None
+    if FLAGS.source_dir is not None:
+        index_file = options.index_path(FLAGS.index, FLAGS.output_directory)
+    elif FLAGS.index_only or FLAGS.index:
+        raise UsageError("--index and --index_only need --source_dir (the tars)")
+    if FLAGS.index_only:
+        with pool.Pool(workers) as runner:
+            return options.write_index(discover.find_source(FLAGS.source_dir), runner,
+                                       index_file)
+    task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
+    with pool.Pool(workers) as runner:
         slim.convert(
             FLAGS.output_directory, runner, train_dir=FLAGS.train_directory,
             val_dir=FLAGS.validation_directory, source_dir=FLAGS.source_dir,
@@ -92,7 +104,12 @@ def run(argv):
             bbox_file=bbox_file, val_label_file=FLAGS.validation_labels_file,
             train_shards=FLAGS.train_shards, val_shards=FLAGS.validation_shards,
             num_threads=FLAGS.num_threads, check=FLAGS.image_check,
-            do_verify=FLAGS.verify, allow_custom=FLAGS.allow_custom_classes)
+            do_verify=FLAGS.verify, allow_custom=FLAGS.allow_custom_classes,
+            task=task, index_file=index_file)
+    if task is not None:
+        sys.stderr.write("Finished task %d of %d in %s\n"
+                         % (task.index, task.count, FLAGS.output_directory))
+        return 0
     sys.stderr.write("Finished writing all images to %s\n" % FLAGS.output_directory)
     return 0
 
