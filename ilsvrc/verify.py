@@ -94,6 +94,17 @@ def _verify_job(job):
     return verify_shard(job[1])
 
 
+def verify_shards(shards, schema, label_range, runner):
+    """Re-read the given shards [(split, k)] and check each against the plan; return
+    {prefix: records} (only the prefixes of `shards`)."""
+    counts = {}
+    jobs = ((split.prefix, (split.path(k), schema, label_range, expected(split, k)))
+            for split, k in shards)
+    for (prefix, _), n in runner.run(_verify_job, jobs):
+        counts[prefix] = counts.get(prefix, 0) + n
+    return counts
+
+
 def verify_splits(splits, schema, label_range, runner, with_plan=True):
     """Verify every shard of every split; return {prefix: records}."""
     counts = {split.prefix: 0 for split in splits}

@@ -16,10 +16,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, features, image, resume, tfrecord
+from ilsvrc import containers, features, image, resume, shardcheck, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
+
+# Images read ahead: while a worker prepares one batch of a shard's images, the reads
+# of the next batch are already queued at the disk (containers.Reader.prefetch).
+READ_AHEAD = 16
 
 
 def _disk_error(path, err):
@@ -41,13 +45,18 @@ def _disk_error(path, err):
 
 
 def write_shard(job):
-    """Worker: write one shard.  Returns (records, bytes read, bytes written).
+    """Worker: write one shard.  Returns (records, bytes read, bytes written,
+    records checked: None when not checked).
 
-    job = (path, items, check).  The shard is left complete and closed as
-    `.NAME.partial`; a `Finisher` in the main process flushes and renames it.
+    job = (path, items, check, verify): verify is None or (schema, label_range); then
+    the worker reads the shard back and checks every record against the items
+    (shardcheck.ShardCheck) before it returns.  The shard is left complete and
+    closed as `.NAME.partial`; a `Finisher` in the main process flushes and renames it.
     """
-    path, items, check = job
+    path, items, check = job[:3]
+    verify = job[3] if len(job) > 3 else None
     tmp = partial_path(path)
+    checker = shardcheck.ShardCheck(tmp, path, *verify) if verify is not None else None
     nread = 0
     try:
         writer = tfrecord.open_writer(tmp)
@@ -55,7 +64,10 @@ def write_shard(job):
         raise _disk_error(tmp, err)
     reader = containers.Reader()
     try:
-        for item in items:
+        for i, item in enumerate(items):
+            if i % READ_AHEAD == 0:       # the next images' reads go to the disk now
+                for ahead in items[i + (READ_AHEAD if i else 0):i + 2 * READ_AHEAD]:
+                    reader.prefetch(ahead.container, ahead.offset, ahead.size)
             try:
                 data = reader.read(item.container, item.offset, item.size)
             except OSError as err:
@@ -66,8 +78,12 @@ def write_shard(job):
                                              item.relpath.rsplit("/", 1)[-1])
             feats.update(item.features)
             writer.write(features.encode(feats))
+            if checker is not None:
+                checker.add(feats, writer.flush)
         reader.close()
         writer.close()
+        checked = checker.finish() if checker is not None else None
+        _start_writeback(tmp)
     except UserError:
         reader.close()
         discard(tmp)
@@ -78,7 +94,23 @@ def write_shard(job):
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return len(items), nread, os.path.getsize(tmp)
+    return len(items), nread, os.path.getsize(tmp), checked
+
+
+def _start_writeback(path):
+    """Ask the kernel to start writing the shard out now (POSIX_FADV_DONTNEED starts
+    writeback of dirty pages without waiting), so the finisher's fsync finds most of
+    it on disk and the disk stays busy while the worker goes on."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class Finisher:
@@ -121,28 +153,42 @@ class Finisher:
 
 # --------------------------------------------------------------------------- driver
 
-def write_splits(splits, runner, check="header", label="writing"):
-    """Write every shard of `splits` that is not already done; return totals."""
+def write_splits(splits, runner, check="header", label="writing", verify=None):
+    """Write every shard of `splits` that is not already done; return totals.
+
+    verify: None, or (schema, label_range) to have each worker check every shard it
+    writes (shardcheck).  The totals then hold `checked` ({prefix: records checked})
+    and always `kept` (the (split, k) of shards already complete, not rewritten).
+    Shards go out biggest first (most images, then plan order): output does not depend
+    on the order, and the last shards to finish are then the small ones.
+    """
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
                         % (check, ", ".join(image.CHECKS)))
-    todo = []
+    todo, kept = [], []
     for split in splits:
         done = resume.prepare_dir(split, resume.fingerprint(split, check))
         todo.extend((split, k) for k in range(split.num_shards) if k not in done)
+        kept.extend((split, k) for k in sorted(done))
+    order = {id(split): i for i, split in enumerate(splits)}
+    todo.sort(key=lambda t: (t[0].ranges[t[1]][0] - t[0].ranges[t[1]][1],
+                             order[id(t[0])], t[1]))
     total = sum(split.ranges[k][1] - split.ranges[k][0] for split, k in todo)
-    skipped = sum(s.num_shards for s in splits) - len(todo)
-    if skipped:
+    if kept:
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
-                         "write\n" % (label, skipped, len(todo)))
+                         "write\n" % (label, len(kept), len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check, verify) for split, k in todo)
+    prefix_of = {split.path(k): split.prefix for split, k in todo}
+    checked = {split.prefix: 0 for split in splits}
     written = 0
     finisher = Finisher()
     try:
-        for job, (records, nread, nwritten) in runner.run(write_shard, jobs):
+        for job, (records, nread, nwritten, nchecked) in runner.run(write_shard, jobs):
             finisher.add(job[0])
             written += nwritten
+            if nchecked is not None:
+                checked[prefix_of[job[0]]] += nchecked
             progress.update(records, nread)
     except BaseException:
         finisher.close(check=False)   # shards finished so far are kept
@@ -150,4 +196,5 @@ def write_splits(splits, runner, check="header", label="writing"):
     finisher.close()
     progress.update(0, 0, force=True)
     return {"shards": len(todo), "images": total, "bytes_written": written,
-            "seconds": time.monotonic() - progress.start}
+            "seconds": time.monotonic() - progress.start,
+            "checked": checked if verify is not None else None, "kept": kept}

@@ -14,8 +14,9 @@ def define_flags(flags):
     flags.DEFINE_enum("image_check", "header", list(image.CHECKS), "header: read size "
                       "from the JPEG header and check its structure (fast); decode: "
                       "decode every image with TensorFlow as upstream does.")
-    flags.DEFINE_boolean("verify", True, "Re-read every shard after writing and check "
-                         "it against the plan.")
+    flags.DEFINE_boolean("verify", True, "Check every shard against the plan: the "
+                         "worker that wrote it reads it back before it is kept "
+                         "(./verify.sh re-reads everything from disk).")
 
 
 def add_run_options(parser, check=True):
@@ -30,7 +31,8 @@ def add_run_options(parser, check=True):
                             "the JPEG header (default, fast); 'decode' decodes every "
                             "image with TensorFlow, as upstream does")
         parser.add_argument("--no-verify", action="store_true",
-                            help="skip re-reading the shards after writing")
+                            help="skip the check of each shard against the plan "
+                            "(its writer reads it back before keeping it)")
 
 
 def workers(num_workers, flag="--num_workers"):
