@@ -106,19 +106,17 @@ def build_release(path, gb):
 def plan_seconds(release):
     """Index (from whatever is cached) then time the plan alone, in a fresh process."""
     code = r"""
-import io, json, sys, time
+import json, sys, time
 sys.path.insert(0, %r)
-from ilsvrc import inputs, official, pool, data
+from ilsvrc import official, pool, resume
 with pool.Pool(0) as runner:
-    found = inputs.find_source(%r, "tar")
-    train, val = inputs.list_source(found, runner)
-lines = data.read_lines(official.label_file_for(%r), "labels")
+    listings, options = official.read_source(%r, runner, "tar")
 t = time.perf_counter()
-splits, _ = official.make_splits(train, val, lines, "labels", "/nonexistent")
+splits, _ = official.plan_listings(listings, "/nonexistent", **options)
 for s in splits:
-    s.fingerprint("header")
+    resume.fingerprint(s, "header")
 print(json.dumps({"plan_s": time.perf_counter() - t}))
-""" % (REPO, release, release)
+""" % (REPO, release)
     r = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])["plan_s"]
 
@@ -219,19 +217,21 @@ def report(r):
     mb, n = r["tar_bytes"] / 1e6, r["images"]
     index_s = o["index_plan_s"] - r["plan_s"]
     print()
-    print("| | wall s | images/s | MB/s (tar bytes) | peak RSS (PSS) MiB | load before |")
-    print("|---|---|---|---|---|---|")
-    print("| ours, %d workers | %.1f | %.0f | %.0f | %.0f (%.0f) | %.1f |" % (
+    print("| | wall s | images/s | MB/s | peak RSS (PSS) MiB | CPU s | load before/after |")
+    print("|---|---|---|---|---|---|---|")
+    print("| ours, %d workers | %.1f | %.0f | %.0f | %.0f (%.0f) | %.0f | %.1f/%.1f |" % (
         r["workers"], o["wall"], n / o["wall"], mb / o["wall"], o["peak_rss"] / 2**20,
-        o["peak_pss"] / 2**20, o["load"]))
+        o["peak_pss"] / 2**20, o["cpu_s"], o["load"], o["load_after"]))
     if "verify_sh" in r:
         v = r["verify_sh"]
-        print("| ./verify.sh (full re-read) | %.1f | %.0f | %.0f | %.0f (%.0f) | %.1f |" % (
-            v["wall"], n / v["wall"], r["bytes_written"] / 1e6 / v["wall"],
-            v["peak_rss"] / 2**20, v["peak_pss"] / 2**20, v["load"]))
-    print("| floor (copy, fsync) | %.1f | %.0f | %.0f | %.0f (%.0f) | %.1f |" % (
+        print("| ./verify.sh (full re-read) | %.1f | %.0f | %.0f | %.0f (%.0f) | %.0f | "
+              "%.1f/%.1f |" % (v["wall"], n / v["wall"], r["bytes_written"] / 1e6 / v["wall"],
+                               v["peak_rss"] / 2**20, v["peak_pss"] / 2**20, v["cpu_s"],
+                               v["load"], v["load_after"]))
+    print("| floor (copy, fsync) | %.1f | %.0f | %.0f | %.0f (%.0f) | %.0f | %.1f/%.1f |" % (
         f["total_s"], n / f["total_s"], mb / f["total_s"], f["peak_rss"] / 2**20,
-        f["peak_pss"] / 2**20, f["load"]))
+        f["peak_pss"] / 2**20, f["cpu_s"], f["load"], f["load_after"]))
+    print("(MB/s: tar bytes read per second; for verify.sh, shard bytes)")
     print()
     print("ours / floor (rate): %.0f%%" % (100 * f["total_s"] / o["wall"]))
     print("ours stages: index %.1f s + plan %.1f s, write (with the in-worker check) "

@@ -26,6 +26,7 @@ Results: a table on stdout and bench/out/results.json.  Each configuration runs
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -127,6 +128,7 @@ def run_tree(cmd, watch_dirs=(), env=None):
     """Run cmd; return dict(wall, rc, lines [(t, line)], peak_rss, peak_pss, first_file)."""
     with open("/proc/loadavg") as f:
         load = float(f.read().split()[0])    # other work on the machine, for the record
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
@@ -138,12 +140,19 @@ def run_tree(cmd, watch_dirs=(), env=None):
         lines.append((time.monotonic() - start, line.rstrip("\n")))
     rc = proc.wait()
     wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open("/proc/loadavg") as f:
+        load_after = float(f.read().split()[0])
+    # CPU seconds of the command and every descendant it waited for (its workers)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     sampler.stop.set()
     sampler.join()
     if rc != 0:
         sys.stderr.write("".join(l + "\n" for _, l in lines))
         raise SystemExit("benchmark command failed: %s" % " ".join(cmd))
-    return {"wall": wall, "lines": lines, "load": load, "peak_rss": sampler.peak_rss,
+    return {"wall": wall, "cpu_s": cpu, "lines": lines, "load": load,
+            "load_after": load_after,
+            "peak_rss": sampler.peak_rss,
             "peak_pss": sampler.peak_pss, "first_file": sampler.first_file,
             "first_partial": sampler.first_partial,
             "procs": sampler.max_procs}
@@ -352,8 +361,8 @@ def report(res, workers):
     print()
     print("| check | workers | ours: wall s (best) | images/s | MB/s | write stage "
           "images/s | floor: wall s (best) | floor images/s | ours/floor | peak RSS "
-          "(PSS) MiB | first shard s | load before |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "(PSS) MiB | first shard s | load before | CPU s ours / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in res["runs"]:
         wall, best = median_best([x["wall"] for x in r["ours"]])
         wst = statistics.median([x["write_s"] for x in r["ours"]])
@@ -362,11 +371,14 @@ def report(res, workers):
         pss = max(x["peak_pss"] for x in r["ours"]) / 2**20
         first = statistics.median([x["first_file"] or 0 for x in r["ours"]])
         load = "/".join("%.1f" % x["load"] for x in r["ours"])
+        cpu = "%.1f / %.1f" % (
+            statistics.median([x.get("cpu_s", 0) for x in r["ours"]]),
+            statistics.median([x.get("cpu_s", 0) for x in r["floor"]]))
         print("| %s | %d | %.2f (%.2f) | %.0f | %.0f | %.0f | %.2f (%.2f) | %.0f | %.0f%% | "
-              "%.0f (%.0f) | %.1f | %s |" % (
+              "%.0f (%.0f) | %.1f | %s | %s |" % (
                   r["check"], r["workers"], wall, best, images / wall,
                   tar_bytes / wall / 1e6, images / wst, fwall, fbest, images / fwall,
-                  100 * fwall / wall, rss, pss, first, load))
+                  100 * fwall / wall, rss, pss, first, load, cpu))
     print()
     print("startup (complete run on a 30-image sample): " + ", ".join(
         "%d worker(s) %.2f s" % (int(w), s)
