@@ -26,6 +26,7 @@ Results: a table on stdout and bench/out/results.json.  Each configuration runs
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -127,6 +128,7 @@ def run_tree(cmd, watch_dirs=(), env=None):
     """Run cmd; return dict(wall, rc, lines [(t, line)], peak_rss, peak_pss, first_file)."""
     with open("/proc/loadavg") as f:
         load = float(f.read().split()[0])    # other work on the machine, for the record
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
@@ -138,12 +140,19 @@ def run_tree(cmd, watch_dirs=(), env=None):
         lines.append((time.monotonic() - start, line.rstrip("\n")))
     rc = proc.wait()
     wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open("/proc/loadavg") as f:
+        load_after = float(f.read().split()[0])
+    # CPU seconds of the command and every descendant it waited for (its workers)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     sampler.stop.set()
     sampler.join()
     if rc != 0:
         sys.stderr.write("".join(l + "\n" for _, l in lines))
         raise SystemExit("benchmark command failed: %s" % " ".join(cmd))
-    return {"wall": wall, "lines": lines, "load": load, "peak_rss": sampler.peak_rss,
+    return {"wall": wall, "cpu_s": cpu, "lines": lines, "load": load,
+            "load_after": load_after,
+            "peak_rss": sampler.peak_rss,
             "peak_pss": sampler.peak_pss, "first_file": sampler.first_file,
             "first_partial": sampler.first_partial,
             "procs": sampler.max_procs}
@@ -352,8 +361,8 @@ def report(res, workers):
     print()
     print("| check | workers | ours: wall s (best) | images/s | MB/s | write stage "
           "images/s | floor: wall s (best) | floor images/s | ours/floor | peak RSS "
-          "(PSS) MiB | first shard s | load before |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "(PSS) MiB | first shard s | load before | CPU s ours / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in res["runs"]:
         wall, best = median_best([x["wall"] for x in r["ours"]])
         wst = statistics.median([x["write_s"] for x in r["ours"]])
@@ -362,11 +371,14 @@ def report(res, workers):
         pss = max(x["peak_pss"] for x in r["ours"]) / 2**20
         first = statistics.median([x["first_file"] or 0 for x in r["ours"]])
         load = "/".join("%.1f" % x["load"] for x in r["ours"])
+        cpu = "%.1f / %.1f" % (
+            statistics.median([x.get("cpu_s", 0) for x in r["ours"]]),
+            statistics.median([x.get("cpu_s", 0) for x in r["floor"]]))
         print("| %s | %d | %.2f (%.2f) | %.0f | %.0f | %.0f | %.2f (%.2f) | %.0f | %.0f%% | "
-              "%.0f (%.0f) | %.1f | %s |" % (
+              "%.0f (%.0f) | %.1f | %s | %s |" % (
                   r["check"], r["workers"], wall, best, images / wall,
                   tar_bytes / wall / 1e6, images / wst, fwall, fbest, images / fwall,
-                  100 * fwall / wall, rss, pss, first, load))
+                  100 * fwall / wall, rss, pss, first, load, cpu))
     print()
     print("startup (complete run on a 30-image sample): " + ", ".join(
         "%d worker(s) %.2f s" % (int(w), s)
@@ -405,16 +417,19 @@ def report(res, workers):
                 for x, f in zip(ours, first)])
             startup = statistics.median([f - x["index_plan_end"]
                                          for x, f in zip(ours, first)])
-            verify_rate = images / statistics.median([x["verify_s"] for x in ours])
+            # after the last shard: only the summary (each worker checked its shards)
+            verify_per_image = statistics.median([x["verify_s"] for x in ours]) / images
             full = ix["members"] + 50000
             total = (per * ix["members"] / w + ix["plan_s"] + ix["fingerprint_s"]
-                     + startup + full / steady + full / verify_rate)
+                     + startup + full / steady + full * verify_per_image)
             print("projected full ILSVRC2012 (%d images), check=%s, %d workers: index "
                   "%.0f s + plan %.0f s + worker start %.1f s + write %.0f s (%.0f "
-                  "images/s) + verify %.0f s = %.1f min = %.0f images/s end to end" % (
+                  "images/s) + after the last shard %.0f s = %.1f min = %.0f images/s "
+                  "end to end (in the page cache; bench/outofcache.py measures the "
+                  "disk)" % (
                       full, check, w, per * ix["members"] / w,
                       ix["plan_s"] + ix["fingerprint_s"], startup, full / steady, steady,
-                      full / verify_rate, total / 60, full / total))
+                      full * verify_per_image, total / 60, full / total))
 
 
 if __name__ == "__main__":

@@ -216,10 +216,26 @@ class Reader:
     def close(self):
         self._handles = {}
 
-    def read(self, container, offset, size):
-        if not container.shared:
-            return container.read(None, offset, size)
+    def _handle(self, container):
         handle = self._handles.get(container)
         if handle is None:
             handle = self._handles[container] = _shared_handle(container)
-        return container.read(handle, offset, size)
+        return handle
+
+    def prefetch(self, container, offset, size):
+        """Hint that these bytes of an archive read in place will be read soon
+        (POSIX_FADV_WILLNEED: the kernel queues the read and returns); a no-op for
+        other containers and where the hint does not exist."""
+        if type(container) is not Slices or size <= 0 or \
+                not hasattr(os, "posix_fadvise"):
+            return
+        try:
+            os.posix_fadvise(self._handle(container), offset, size,
+                             os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass          # the read itself will report a real problem
+
+    def read(self, container, offset, size):
+        if not container.shared:
+            return container.read(None, offset, size)
+        return container.read(self._handle(container), offset, size)

@@ -1,10 +1,12 @@
 """The one conversion every format goes through: plan the splits from the listings,
-write their shards, then verify them against the plan and the label contract."""
+write their shards, each verified by the worker that wrote it against the plan, and
+check the labels read back against the ILSVRC2012 label contract."""
 
 import sys
 from typing import Callable, NamedTuple
 
 from ilsvrc import verify, write
+from ilsvrc.errors import UserError
 
 
 class Format(NamedTuple):
@@ -21,21 +23,39 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
             log=sys.stderr, task=None, **options):
     """Plan `listings` (train, validation) in format `fmt`, write every shard not yet
     done (in task mode, of `task`'s share: a tasks.Task), and (unless told not to)
-    verify each against the plan.  `options` go to the format's planner.  Returns
-    (splits, write.write_splits' totals)."""
+    verify each against the plan: the worker that writes a shard checks it from the
+    bytes just written (shardcheck); shards kept from an earlier run are re-read from
+    disk.  The (synset, label) pairs read back must then satisfy the label contract
+    (ilsvrc.contract.check_label_map).  `options` go to the format's planner.
+    Returns (splits, write.write_splits' totals)."""
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
-    stats = write.write_splits(splits, runner, check, label="converting", task=task)
+    custom = options.get("allow_custom", False)
+    label_range = verify.label_range(num_labels, custom)
+    stats = write.write_splits(splits, runner, check, label="converting", task=task,
+                               verify=(fmt.schema, label_range) if do_verify else None)
     if do_verify:
-        # the plan and the ILSVRC2012 label contract (ilsvrc.contract.check_label_map)
-        custom = options.get("allow_custom", False)
-        only = set(stats["owned"]) if task is not None else None
-        pairs = {}
-        counts = verify.verify_splits(splits, fmt.schema,
-                                      verify.label_range(num_labels, custom), runner,
-                                      pairs=pairs, only=only)
+        counts = dict(stats["checked"])
+        pairs = stats["pairs"]
+        kept = stats["kept"]
+        for prefix, n in verify.verify_shards(kept, fmt.schema, label_range, runner,
+                                              pairs).items():
+            counts[prefix] += n
+        if task is None:
+            for split in splits:
+                if counts[split.prefix] != split.count:
+                    raise UserError("%s: %d records in %s, planned %d"
+                                    % (split.prefix, counts[split.prefix], split.out_dir,
+                                       split.count))
         verify.check_contract(pairs, custom, fmt.exact_labels and not custom,
                               " and ".join(sorted({s.out_dir for s in splits})))
-        log.write("verified: %s records%s, every image once with its label\n"
+        how = ("each shard read back by the worker that wrote it, before it was kept: "
+               "framing, CRC32C, Example, every feature and the image bytes against "
+               "the plan; labels against the ILSVRC2012 contract")
+        if kept:
+            how += "; %d shards kept from an earlier run re-read from disk" % len(kept)
+        mine = "" if task is None else " of this task's %d shards" % len(stats["owned"])
+        log.write("verified: %s records%s, every image once with its label (%s; "
+                  "./verify.sh re-reads them all from disk)\n"
                   % (" and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits),
-                     "" if only is None else " of this task's %d shards" % len(only)))
+                     mine, how))
     return splits, stats

@@ -6,6 +6,7 @@ flat (one listing of `ILSVRC2012_val_*.JPEG`, group '').
 """
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import kagglezip, tarindex, tree
 from ilsvrc.errors import UserError
@@ -58,7 +59,12 @@ def find_source(raw_dir, kind="auto"):
 def list_source(found, runner):
     kind, train_path, val_path = found
     if kind == "tar":
-        return tarindex.index_train_tar(train_path, runner), tarindex.index_flat_tar(val_path)
+        # the validation tar's headers are read on a thread of this process while the
+        # workers index the training tar: both wait mostly on the disk
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-val") as ex:
+            val = ex.submit(tarindex.index_flat_tar, val_path)
+            train = tarindex.index_train_tar(train_path, runner)
+            return train, val.result()
     if kind == "zip":
         return kagglezip.index_zip(train_path)
     return tree.list_tree_train(train_path), tree.list_tree_flat(val_path)

@@ -4,7 +4,8 @@
         for job, result in p.run(fn, jobs): ...
 
 One pool serves a whole conversion (indexing, writing, verifying), so each worker
-starts once and imports TensorFlow at most once.  `jobs` may be a lazy iterator: at
+starts once and imports TensorFlow at most once; entering the pool starts the workers
+at once, while the caller goes on (see `start`).  `jobs` may be a lazy iterator: at
 most 2*workers jobs are pickled and waiting at any time, so memory does not grow with
 the number of jobs.  Results come in completion order.  workers=0 runs everything in
 this process (debugging and tests).  On the first exception the workers are stopped
@@ -34,13 +35,31 @@ def _init_worker():
         os.environ.setdefault(key, value)
 
 
+def _warm_up():
+    """Worker: import the write stage and load the compiled CRC32C (no TensorFlow)."""
+    from ilsvrc import crc32c, write  # noqa: F401
+    crc32c.compiled()
+
+
 class Pool:
     def __init__(self, workers):
         self.workers = workers
         self._executor = None
 
     def __enter__(self):
+        self.start()
         return self
+
+    def start(self):
+        """Start every worker now and have each load what writing needs
+        (`_warm_up`), so that start-up overlaps the main process's indexing and
+        planning instead of delaying the first shard.  Nothing waits for it."""
+        if self.workers > 0 and self._executor is None:
+            executor = self._get()
+            # one job per worker: ProcessPoolExecutor starts a process per job
+            # submitted while none is idle
+            for _ in range(self.workers):
+                executor.submit(_warm_up)
 
     def __exit__(self, *exc):
         self.close(abort=exc[0] is not None)

@@ -15,6 +15,7 @@ import fnmatch
 import os
 import stat
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import contract, fsutil
 from ilsvrc.containers import Slices
@@ -147,6 +148,20 @@ def _index_inner(job):
     return members
 
 
+# Inner tars indexed at once by each worker, on threads: reading a tar's headers is a
+# chain of small reads that each wait on the disk, so several chains at a time keep
+# it busy when the tars are not in the page cache.
+INDEX_THREADS = 8
+
+
+def _index_batch(batch):
+    """Worker: index a few inner tars concurrently; their member lists, in order."""
+    if len(batch) == 1:
+        return [_index_inner(batch[0])]
+    with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix="index") as ex:
+        return list(ex.map(_index_inner, batch))
+
+
 def index_train_tar(path, runner):
     """Listing of the training tar: outer members `<synset>.tar`, each indexed in place."""
     listing = Listing("train")
@@ -159,9 +174,11 @@ def index_train_tar(path, runner):
     for name, _, _ in inner:
         contract.check_class_name(name[:-len(".tar")], "%s: %s" % (path, name))
     jobs = [(path, name, off, length) for name, off, length in inner]
+    batches = [jobs[i:i + INDEX_THREADS] for i in range(0, len(jobs), INDEX_THREADS)]
     results = {}
-    for job, members in runner.run(_index_inner, jobs):
-        results[job[1]] = members
+    for batch, lists in runner.run(_index_batch, batches):
+        for job, members in zip(batch, lists):
+            results[job[1]] = members
     listing.containers = [Slices(path)]
     listing.inner_tars = True
     for name, _, _ in inner:                  # keep the tar's own order

@@ -1,13 +1,16 @@
 """TFRecord framing: length (8 bytes, little-endian), masked CRC32C of the length, payload,
 masked CRC32C of the payload.
 
-The pure-Python CRC here is the independent reference the tests compare TensorFlow's
-writer against, and the fallback where TensorFlow is absent.  It runs at a few MB/s,
-so real conversions frame records with TensorFlow's C++ writer (see `open_writer`).
+The pure-Python table CRC here is the independent reference the tests check against;
+it runs at a few MB/s.  Real conversions frame records here with TensorFlow's compiled
+CRC32C loaded without importing TensorFlow (ilsvrc.crc32c), else with TensorFlow's
+C++ writer (see `open_writer`).
 """
 
 import os
 import struct
+
+from ilsvrc import crc32c as _compiled
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
 
@@ -25,12 +28,19 @@ def _table():
 _TABLE = _table()
 
 
-def crc32c(data, crc=0):
+def crc32c_table(data, crc=0):
+    """CRC-32C in pure Python (table-driven)."""
     crc ^= 0xFFFFFFFF
     table = _TABLE
     for b in bytes(data):
         crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def crc32c(data):
+    """CRC-32C of `data`: compiled when ilsvrc.crc32c finds it, else the table."""
+    fast = _compiled.compiled()
+    return fast(data) if fast is not None else crc32c_table(data)
 
 
 def masked_crc(data):
@@ -50,46 +60,78 @@ class CorruptRecord(ValueError):
 
 
 def read_records(path):
-    """Yield payloads of the records in `path`; CorruptRecord on bad framing or CRC."""
+    """Yield payloads of the records in `path` (a path, or a binary file object read
+    from where it stands); CorruptRecord on bad framing or CRC."""
+    if hasattr(path, "read"):
+        yield from _read_records(path)
+        return
     with open(path, "rb") as f:
-        index = 0
-        while True:
-            head = f.read(12)
-            if not head:
-                return
-            if len(head) < 12:
-                raise CorruptRecord("record %d: file ends inside a record header" % index)
-            length_bytes, length_crc = head[:8], struct.unpack("<I", head[8:])[0]
-            if masked_crc(length_bytes) != length_crc:
-                raise CorruptRecord("record %d: length CRC mismatch" % index)
-            (length,) = struct.unpack("<Q", length_bytes)
-            payload = f.read(length)
-            tail = f.read(4)
-            if len(payload) < length or len(tail) < 4:
-                raise CorruptRecord("record %d: file ends inside the record" % index)
-            if masked_crc(payload) != struct.unpack("<I", tail)[0]:
-                raise CorruptRecord("record %d: data CRC mismatch" % index)
-            yield payload
-            index += 1
+        yield from _read_records(f)
+
+
+def _read_records(f):
+    index = 0
+    while True:
+        head = f.read(12)
+        if not head:
+            return
+        if len(head) < 12:
+            raise CorruptRecord("record %d: file ends inside a record header" % index)
+        length_bytes, length_crc = head[:8], struct.unpack("<I", head[8:])[0]
+        if masked_crc(length_bytes) != length_crc:
+            raise CorruptRecord("record %d: length CRC mismatch" % index)
+        (length,) = struct.unpack("<Q", length_bytes)
+        payload = f.read(length)
+        tail = f.read(4)
+        if len(payload) < length or len(tail) < 4:
+            raise CorruptRecord("record %d: file ends inside the record" % index)
+        if masked_crc(payload) != struct.unpack("<I", tail)[0]:
+            raise CorruptRecord("record %d: data CRC mismatch" % index)
+        yield payload
+        index += 1
 
 
 class PyRecordWriter:
-    """Same output as tf.io.TFRecordWriter, in pure Python (slow CRC)."""
+    """Same output as tf.io.TFRecordWriter, framed here (CRC from `crc32c`).
 
-    def __init__(self, path):
-        self._f = open(path, "wb")
+    Each record goes to the file in one writev call, payload not copied.  close()
+    flushes to disk unless sync=False (the conversion's finisher does that)."""
+
+    def __init__(self, path, sync=True):
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                           | getattr(os, "O_CLOEXEC", 0), 0o666)
+        self._sync = sync
 
     def write(self, payload):
-        self._f.write(frame(payload))
+        length = struct.pack("<Q", len(payload))
+        parts = [length + struct.pack("<I", masked_crc(length)), payload,
+                 struct.pack("<I", masked_crc(payload))]
+        done = os.writev(self._fd, parts)
+        if done < 16 + len(payload):      # a short write: write the rest
+            rest = memoryview(b"".join(parts))[done:]
+            while rest:
+                rest = rest[os.write(self._fd, rest):]
+
+    def flush(self):
+        """Nothing to do: each record is already in the file (unbuffered)."""
 
     def close(self):
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if self._sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def open_writer(path, use_tf=True):
-    """A record writer for `path`: TensorFlow's when available, else PyRecordWriter."""
+    """A record writer for `path` whose close() leaves flushing to disk to the caller:
+    our framing with the compiled CRC32C when ilsvrc.crc32c finds it (no TensorFlow
+    import), else TensorFlow's writer, else the pure-Python one."""
+    if _compiled.compiled() is not None:
+        return PyRecordWriter(path, sync=False)
     if use_tf:
         try:
             from ilsvrc import tfimport
@@ -98,4 +140,4 @@ def open_writer(path, use_tf=True):
             tf = None
         if tf is not None:
             return tf.io.TFRecordWriter(path)
-    return PyRecordWriter(path)
+    return PyRecordWriter(path, sync=False)

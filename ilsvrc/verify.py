@@ -55,7 +55,7 @@ def verify_shard(job):
     return verify_shard_labels(job)[0]
 
 
-def _note_label(pairs, feats):
+def note_label(pairs, feats):
     synset = feats.get("image/class/synset", (None, [b""]))[1]
     label = feats["image/class/label"][1][0]
     key = bytes(synset[0]).decode("utf-8", "replace") if len(synset) == 1 else repr(synset)
@@ -88,7 +88,7 @@ def verify_shard_labels(job):
                                         % (got + tuple(expected[n])))
             if problems:
                 raise UserError("%s: %s" % (where, "; ".join(problems)))
-            _note_label(pairs, feats)
+            note_label(pairs, feats)
             n += 1
     except tfrecord.CorruptRecord as err:
         raise UserError("%s: corrupt after %d good records (%s). Delete it and rerun "
@@ -129,21 +129,15 @@ def _verify_job(job):
     return verify_shard_labels(job[1])
 
 
-def verify_splits(splits, schema, label_range, runner, pairs=None, only=None):
-    """Verify every shard of every split (of `only`, a set of (prefix, k), when
-    given: a task's share); return {prefix: records}.  `pairs`: a dict that
-    collects {synset: {labels}} of all records."""
-    counts = {split.prefix: 0 for split in splits}
+def verify_shards(shards, schema, label_range, runner, pairs=None):
+    """Re-read the given shards [(split, k)] and check each against the plan; return
+    {prefix: records} (only the prefixes of `shards`).  `pairs`: a dict that collects
+    {synset: {labels}} of all records."""
+    counts = {}
     jobs = ((split.prefix, (split.path(k), schema, label_range, expected(split, k)))
-            for split in splits for k in range(split.num_shards)
-            if only is None or (split.prefix, k) in only)
+            for split, k in shards)
     for (prefix, _), (n, shard_pairs) in runner.run(_verify_job, jobs):
-        counts[prefix] += n
+        counts[prefix] = counts.get(prefix, 0) + n
         if pairs is not None:
             merge_labels(pairs, shard_pairs)
-    for split in splits:
-        if only is None and counts[split.prefix] != split.count:
-            raise UserError("%s: %d records in %s, planned %d"
-                            % (split.prefix, counts[split.prefix], split.out_dir,
-                               split.count))
     return counts

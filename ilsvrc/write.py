@@ -18,10 +18,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, features, image, lock, resume, tasks, tfrecord
+from ilsvrc import containers, features, image, lock, resume, shardcheck, tasks, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
+
+# Images read ahead: while a worker prepares one batch of a shard's images, the reads
+# of the next batch are already queued at the disk (containers.Reader.prefetch).
+READ_AHEAD = 16
 
 
 def _disk_error(path, err):
@@ -43,13 +47,19 @@ def _disk_error(path, err):
 
 
 def write_shard(job):
-    """Worker: write one shard.  Returns (records, bytes read, bytes written).
+    """Worker: write one shard.  Returns (records, bytes read, bytes written,
+    records checked, {synset: {labels}} of the records read back; both None when
+    not checked).
 
-    job = (path, items, check, partial path: named by the main process, see
-    fsutil.partial_path).  The shard is left complete and closed as the partial
-    file; a `Finisher` in the main process flushes and renames it.
+    job = (path, items, check, tmp, verify): tmp is the partial file, named by the
+    main process (fsutil.partial_path); verify is None or (schema, label_range), and
+    then the worker reads the shard back and checks every record against the items
+    (shardcheck.ShardCheck) before it returns.  The shard is left complete and
+    closed as the partial file; a `Finisher` in the main process flushes and renames
+    it.
     """
-    path, items, check, tmp = job
+    path, items, check, tmp, verify = job
+    checker = shardcheck.ShardCheck(tmp, path, *verify) if verify is not None else None
     nread = 0
     try:
         writer = tfrecord.open_writer(tmp)
@@ -57,7 +67,10 @@ def write_shard(job):
         raise _disk_error(tmp, err)
     reader = containers.Reader()
     try:
-        for item in items:
+        for i, item in enumerate(items):
+            if i % READ_AHEAD == 0:       # the next images' reads go to the disk now
+                for ahead in items[i + (READ_AHEAD if i else 0):i + 2 * READ_AHEAD]:
+                    reader.prefetch(ahead.container, ahead.offset, ahead.size)
             try:
                 data = reader.read(item.container, item.offset, item.size)
             except OSError as err:
@@ -68,8 +81,12 @@ def write_shard(job):
                                              item.relpath.rsplit("/", 1)[-1])
             feats.update(item.features)
             writer.write(features.encode(feats))
+            if checker is not None:
+                checker.add(feats, writer.flush)
         reader.close()
         writer.close()
+        checked = checker.finish() if checker is not None else None
+        _start_writeback(tmp)
     except UserError:
         reader.close()
         discard(tmp)
@@ -80,7 +97,24 @@ def write_shard(job):
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return len(items), nread, os.path.getsize(tmp)
+    return (len(items), nread, os.path.getsize(tmp), checked,
+            checker.pairs if checker is not None else None)
+
+
+def _start_writeback(path):
+    """Ask the kernel to start writing the shard out now (POSIX_FADV_DONTNEED starts
+    writeback of dirty pages without waiting), so the finisher's fsync finds most of
+    it on disk and the disk stays busy while the worker goes on."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class Finisher:
@@ -140,9 +174,17 @@ def owned_shards(splits, task, log=None):
     return mine
 
 
-def write_splits(splits, runner, check="header", label="writing", task=None):
+def write_splits(splits, runner, check="header", label="writing", task=None,
+                 verify=None):
     """Write every shard of `splits` (of `task`'s share in task mode) that is not
-    already done; return totals (with "owned": the [(prefix, k)] of this run)."""
+    already done; return totals.
+
+    verify: None, or (schema, label_range) to have each worker check every shard it
+    writes (shardcheck).  The totals then hold `checked` ({prefix: records checked})
+    and `pairs` ({synset: {labels}} read back); always `kept` (the (split, k) of
+    shards already complete, not rewritten) and `owned` (the [(prefix, k)] of this
+    run).
+    """
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
                         % (check, ", ".join(image.CHECKS)))
@@ -156,26 +198,39 @@ def write_splits(splits, runner, check="header", label="writing", task=None):
                                                     claim.alone[split.out_dir])
         claim.ready()
         todo = [(split, k) for split, k in mine if k not in done[split.prefix]]
-        stats = _write(todo, len(mine), runner, check, label)
+        kept = [(split, k) for split, k in mine if k in done[split.prefix]]
+        stats = _write(splits, todo, kept, runner, check, label, verify)
     stats["owned"] = [(s.prefix, k) for s, k in mine]
     return stats
 
 
-def _write(todo, owned, runner, check, label):
+def _write(splits, todo, kept, runner, check, label, verify):
+    """Shards go out biggest first (most images, then plan order): output does not
+    depend on the order, and the last shards to finish are then the small ones."""
+    order = {id(split): i for i, split in enumerate(splits)}
+    todo = sorted(todo, key=lambda t: (t[0].ranges[t[1]][0] - t[0].ranges[t[1]][1],
+                                       order[id(t[0])], t[1]))
     total = sum(split.ranges[k][1] - split.ranges[k][0] for split, k in todo)
-    skipped = owned - len(todo)
-    if skipped:
+    if kept:
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
-                         "write\n" % (label, skipped, len(todo)))
+                         "write\n" % (label, len(kept), len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check, partial_path(split.path(k)))
-            for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check, partial_path(split.path(k)),
+             verify) for split, k in todo)
+    prefix_of = {split.path(k): split.prefix for split, k in todo}
+    checked = {split.prefix: 0 for split in splits}
+    pairs = {}
     written = 0
     finisher = Finisher()
     try:
-        for job, (records, nread, nwritten) in runner.run(write_shard, jobs):
+        for job, (records, nread, nwritten, nchecked, shard_pairs) in \
+                runner.run(write_shard, jobs):
             finisher.add(job[0])
             written += nwritten
+            if nchecked is not None:
+                checked[prefix_of[job[0]]] += nchecked
+                for synset, labels in shard_pairs.items():
+                    pairs.setdefault(synset, set()).update(labels)
             progress.update(records, nread)
     except BaseException:
         finisher.close(check=False)   # shards finished so far are kept
@@ -183,4 +238,6 @@ def _write(todo, owned, runner, check, label):
     finisher.close()
     progress.update(0, 0, force=True)
     return {"shards": len(todo), "images": total, "bytes_written": written,
-            "seconds": time.monotonic() - progress.start}
+            "seconds": time.monotonic() - progress.start,
+            "checked": checked if verify is not None else None,
+            "pairs": pairs if verify is not None else None, "kept": kept}

@@ -5,8 +5,11 @@ import glob
 import os
 import random
 import struct
+import subprocess
+import sys
 
-from ilsvrc import official, pool, tfrecord
+from conftest import REPO
+from ilsvrc import crc32c, official, pool, tfrecord
 
 
 def _crc32c_bitwise(data):
@@ -45,26 +48,62 @@ def test_table_crc_matches_bitwise_reference():
         assert tfrecord.frame(data) == _frame_reference(data)
 
 
-def test_tensorflow_writer_equals_python_writer(tf, tmp_path):
+def test_tensorflow_writer_equals_python_writer(tf, tmp_path, monkeypatch):
     rng = random.Random(9)
     payloads = [b"", b"abc"] + [os.urandom(rng.choice((1, 100, 5000, 70000)))
                                 for _ in range(12)]
-    a, b = str(tmp_path / "tf.rec"), str(tmp_path / "py.rec")
-    w = tfrecord.open_writer(a)
-    assert not isinstance(w, tfrecord.PyRecordWriter)
+    paths = {k: str(tmp_path / (k + ".rec")) for k in ("tf", "compiled", "table")}
+    w = tf.io.TFRecordWriter(paths["tf"])
     for p in payloads:
         w.write(p)
     w.close()
-    w = tfrecord.open_writer(b, use_tf=False)
+    assert crc32c.compiled() is not None      # found in this TensorFlow install
+    w = tfrecord.open_writer(paths["compiled"])
     assert isinstance(w, tfrecord.PyRecordWriter)
     for p in payloads:
         w.write(p)
     w.close()
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        data = fa.read()
-        assert data == fb.read()
-    assert data == b"".join(_frame_reference(p) for p in payloads)
-    assert list(tfrecord.read_records(a)) == payloads
+    monkeypatch.setattr(crc32c, "_crc", None)   # as where the library is not found
+    w = tfrecord.open_writer(paths["table"], use_tf=False)
+    assert isinstance(w, tfrecord.PyRecordWriter)
+    for p in payloads:
+        w.write(p)
+    w.close()
+    data = {}
+    for k, path in paths.items():
+        with open(path, "rb") as f:
+            data[k] = f.read()
+    assert data["tf"] == data["compiled"] == data["table"]
+    assert data["tf"] == b"".join(_frame_reference(p) for p in payloads)
+    assert list(tfrecord.read_records(paths["tf"])) == payloads
+
+
+def test_compiled_crc32c_matches_bitwise_reference():
+    fast = crc32c.compiled()
+    assert fast is not None
+    rng = random.Random(6)
+    for n in (0, 1, 7, 8, 9, 63, 64, 65, 1000, 4099, 70001):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        want = _crc32c_bitwise(data)
+        assert fast(data) == want
+        assert fast(bytearray(data)) == want
+        assert fast(memoryview(b"xy" + data)[2:]) == want
+
+
+def test_written_with_compiled_crc_without_importing_tensorflow(tmp_path):
+    code = ("import sys; from ilsvrc import tfrecord, crc32c\n"
+            "assert crc32c.compiled() is not None\n"
+            "w = tfrecord.open_writer(sys.argv[1]); w.write(b'abc'); w.close()\n"
+            "assert list(tfrecord.read_records(sys.argv[1])) == [b'abc']\n"
+            "print('TF' if any(m.startswith('tensorflow') for m in sys.modules) "
+            "else 'NO-TF')\n")
+    path = str(tmp_path / "x.rec")
+    r = subprocess.run([sys.executable, "-c", code, path], cwd=REPO, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["NO-TF"]
+    with open(path, "rb") as f:
+        assert f.read() == tfrecord.frame(b"abc") == _frame_reference(b"abc")
 
 
 def test_written_shards_have_good_crcs_and_tf_data_reads_them(tf, sample_release,

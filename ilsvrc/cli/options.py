@@ -27,7 +27,8 @@ OPTIONS = (
            "(default, fast); 'decode' decodes every image with TensorFlow, as upstream "
            "does", conversion_only=True),
     Option("verify", ("--no-verify",), bool, True,
-           "re-read every shard after writing and check it against the plan",
+           "check every shard against the plan: the worker that wrote it reads it back "
+           "before it is kept (./verify.sh re-reads everything from disk)",
            conversion_only=True),
     Option(contract.CUSTOM_FLAG[2:], (contract.CUSTOM_ARG,), bool, False,
            "accept synsets outside the 1000 of ILSVRC2012 (a custom class set); the "
