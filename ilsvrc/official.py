@@ -12,7 +12,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped
+from ilsvrc import discover, features, plan, shipped, tfds_meta
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -103,8 +103,15 @@ FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
 
 
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
-            label_file=None, log=sys.stderr):
-    """The whole official conversion on worker pool `runner`; returns (splits, stats)."""
+            label_file=None, log=sys.stderr, dali_index=False, tfds_metadata=False):
+    """The whole official conversion on worker pool `runner`; returns (splits, stats).
+    dali_index / tfds_metadata: also write DALI index files / TFDS metadata."""
     listings, options = read_source(raw_dir, runner, source, label_file, log)
-    return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
-                              **options)
+    splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
+                                       do_verify, log, dali_index=dali_index, **options)
+    if tfds_metadata:
+        labels = plan.labels_from_synsets(list(options["label_lines"])
+                                          + listings[0].group_names)
+        tfds_meta.write(out_dir, FORMAT.name, splits, SCHEMA,
+                        sorted(labels, key=labels.get), log)
+    return splits, stats

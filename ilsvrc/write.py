@@ -16,7 +16,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, features, image, resume, tfrecord
+from ilsvrc import containers, dali, features, image, resume, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
@@ -43,12 +43,15 @@ def _disk_error(path, err):
 def write_shard(job):
     """Worker: write one shard.  Returns (records, bytes read, bytes written).
 
-    job = (path, items, check).  The shard is left complete and closed as
-    `.NAME.partial`; a `Finisher` in the main process flushes and renames it.
+    job = (path, items, check[, DALI index path or None]).  The shard (and its
+    index) is left complete and closed as `.NAME.partial`; a `Finisher` in the main
+    process flushes and renames it.
     """
-    path, items, check = job
+    path, items, check = job[:3]
+    index_path = job[3] if len(job) > 3 else None
     tmp = partial_path(path)
     nread = 0
+    sizes = []
     try:
         writer = tfrecord.open_writer(tmp)
     except Exception as err:
@@ -65,9 +68,13 @@ def write_shard(job):
             feats = features.common_features(encoded, height, width,
                                              item.relpath.rsplit("/", 1)[-1])
             feats.update(item.features)
-            writer.write(features.encode(feats))
+            payload = features.encode(feats)
+            sizes.append(len(payload))
+            writer.write(payload)
         reader.close()
         writer.close()
+        if index_path:
+            dali.write_partial(index_path, sizes)
     except UserError:
         reader.close()
         discard(tmp)
@@ -75,6 +82,8 @@ def write_shard(job):
     except Exception as err:  # OSError, or TensorFlow's errors for a failed write
         reader.close()
         discard(tmp)
+        if index_path:
+            discard(partial_path(index_path))
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
@@ -96,22 +105,30 @@ class Finisher:
         self.error = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finisher")
 
-    def _finish(self, path):
+    def _finish(self, path, index_path=None):
         tmp = partial_path(path)
+        later = [tmp] + ([partial_path(index_path)] if index_path else [])
         if self.error is not None:
-            discard(tmp)
+            for p in later:
+                discard(p)
             return
+        current = index_path or path
         try:
+            if index_path:   # the index first: a final shard always has its index
+                fsync_path(later[1])
+                os.replace(later[1], index_path)
+            current = path
             fsync_path(tmp)
             os.replace(tmp, path)
         except OSError as err:
-            discard(tmp)
-            self.error = _disk_error(path, err)
+            for p in later:
+                discard(p)
+            self.error = _disk_error(current, err)
 
-    def add(self, path):
+    def add(self, path, index_path=None):
         if self.error is not None:
             raise self.error
-        self._io.submit(self._finish, path)
+        self._io.submit(self._finish, path, index_path)
 
     def close(self, check=True):
         self._io.shutdown(wait=True)
@@ -121,14 +138,18 @@ class Finisher:
 
 # --------------------------------------------------------------------------- driver
 
-def write_splits(splits, runner, check="header", label="writing"):
-    """Write every shard of `splits` that is not already done; return totals."""
+def write_splits(splits, runner, check="header", label="writing", index=None):
+    """Write every shard of `splits` that is not already done; return totals.
+    `index`: a dali.Index (DALI index files with the shards), or None."""
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
                         % (check, ", ".join(image.CHECKS)))
     todo = []
     for split in splits:
         done = resume.prepare_dir(split, resume.fingerprint(split, check))
+        if index is not None and index.prepare(split, done, runner):
+            sys.stderr.write("%s: wrote the missing DALI index files of finished %s "
+                             "shards\n" % (label, split.prefix))
         todo.extend((split, k) for k in range(split.num_shards) if k not in done)
     total = sum(split.ranges[k][1] - split.ranges[k][0] for split, k in todo)
     skipped = sum(s.num_shards for s in splits) - len(todo)
@@ -136,12 +157,14 @@ def write_splits(splits, runner, check="header", label="writing"):
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, skipped, len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
+    with_index = index is not None and index.enabled
+    jobs = ((split.path(k), split.shard_items(k), check,
+             index.path(split, k) if with_index else None) for split, k in todo)
     written = 0
     finisher = Finisher()
     try:
         for job, (records, nread, nwritten) in runner.run(write_shard, jobs):
-            finisher.add(job[0])
+            finisher.add(job[0], job[3])
             written += nwritten
             progress.update(records, nread)
     except BaseException:

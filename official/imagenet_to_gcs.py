@@ -33,6 +33,7 @@ flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path
                      "done; --nogcs_upload keeps them local only.")
 # Our additions (upstream has no equivalent):
 options.define_flags(flags)  # --num_workers, --image_check, --verify
+options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
 flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
                   "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
                   "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
@@ -68,7 +69,9 @@ def run(argv):
     with pool.Pool(workers) as runner:
         splits, _ = official.convert(FLAGS.raw_data_dir, scratch, runner,
                                      check=FLAGS.image_check, source=FLAGS.source,
-                                     do_verify=FLAGS.verify)
+                                     do_verify=FLAGS.verify,
+                                     dali_index=FLAGS.dali_index,
+                                     tfds_metadata=FLAGS.tfds_metadata)
     if uploading:
         gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project)
     return 0

@@ -31,6 +31,7 @@ def parse(argv):
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
                    "(default: DIR/tf_records)")
     options.add_run_options(p)
+    options.add_reader_options(p)
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
     p.add_argument("--source", choices=discover.SOURCES, default="auto",
@@ -56,7 +57,8 @@ def run(argv):
             sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
                              % (n, a.dir, a.dir))
         official.convert(a.dir, out, runner, check=a.check, source=a.source,
-                         do_verify=not a.no_verify, label_file=a.labels)
+                         do_verify=not a.no_verify, label_file=a.labels,
+                         dali_index=a.dali_index, tfds_metadata=a.tfds_metadata)
     sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 

@@ -67,6 +67,7 @@ def _parse_convert(argv):
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
     options.add_run_options(p)
+    options.add_reader_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
@@ -109,7 +110,8 @@ def convert_main(argv):
             where = dict(train_dir=os.path.join(raw, "train"),
                          val_dir=os.path.join(raw, "validation"))
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
-                     check=a.check, do_verify=not a.no_verify, **where)
+                     check=a.check, do_verify=not a.no_verify,
+                     dali_index=a.dali_index, tfds_metadata=a.tfds_metadata, **where)
     sys.stderr.write("done: %s/validation-*-of-%05d and %s/train-*-of-%05d\n"
                      % (top, slim.VAL_SHARDS, top, slim.TRAIN_SHARDS))
     return 0

@@ -7,7 +7,9 @@ CRC32C of every record, that every record parses with exactly the format's featu
 keys and kinds, the label range, and the number of records per split.  With
 `--source DIR` (the directory given to build.sh) the plan is rebuilt from the
 source and every shard must hold exactly its planned images, in order, with their
-labels: every source image appears exactly once, correctly labelled.
+labels: every source image appears exactly once, correctly labelled.  Where the
+conversion wrote them, the DALI index files (OUT/dali-index/) must match the shards
+and TFDS's dataset_info.json must list their record counts.
 
 Exit status 0 when everything checks out, 1 on any problem (each named with its
 shard and record), 2 for bad arguments.
@@ -20,7 +22,7 @@ import re
 import sys
 import time
 
-from ilsvrc import formats, official, plan, pool, slim, verify
+from ilsvrc import dali, formats, official, plan, pool, slim, tfds_meta, verify
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 
@@ -167,6 +169,32 @@ def check_shards(fmt, shards, splits, runner, log):
     return counts, problems
 
 
+def check_reader_files(fmt, out_dir, shards, counts, runner):
+    """The DALI index files and TFDS metadata, where a conversion wrote them:
+    [(summary line, problems)]."""
+    found = []
+    dali_problems, n_dali = [], 0
+    for _, prefix, _ in fmt.layout:
+        paths = [path for p, _, path in shards if p == prefix]
+        problems, present = dali.check_dir(out_dir, prefix, paths, runner)
+        if present:
+            dali_problems += problems
+            n_dali += len(paths)
+    if n_dali or dali_problems:
+        found.append(("DALI index files (%s): %s" % (
+            os.path.join(out_dir, dali.DIR_NAME),
+            "%d problems" % len(dali_problems) if dali_problems
+            else "all %d match their shards" % n_dali), dali_problems))
+    problems, present = tfds_meta.check(out_dir, [(p, n) for _, p, n in fmt.layout],
+                                        counts)
+    if present:
+        found.append(("TFDS metadata (%s): %s" % (
+            os.path.join(out_dir, tfds_meta.INFO_FILE),
+            "%d problems" % len(problems) if problems else "matches the shards"),
+            problems))
+    return found
+
+
 def describe(count, prefix):
     full = formats.FULL_COUNTS.get(prefix)
     return "full ILSVRC2012" if count == full else "partial: %d of %s" % (
@@ -189,6 +217,7 @@ def run(argv, out=None, log=None):
             log.write("plan from %s: %s\n" % (a.source, ", ".join(
                 "%d %s images" % (s.count, s.prefix) for s in splits)))
         counts, bad = check_shards(fmt, shards, splits, runner, log)
+        extras = check_reader_files(fmt, a.out_dir, shards, counts, runner)
     problems += bad
     if splits:
         for s in splits:
@@ -204,6 +233,9 @@ def run(argv, out=None, log=None):
         out.write("  %-10s %4d/%d shards  %s records  (%s)\n"
                   % (prefix, present[prefix], num, "{:,}".format(counts[prefix]),
                      describe(counts[prefix], prefix)))
+    for line, extra_problems in extras:
+        out.write("  %s\n" % line)
+        problems += extra_problems
     if splits and not problems:
         out.write("  source: every one of the %s images of %s is there exactly once, "
                   "with its label\n" % ("{:,}".format(sum(s.count for s in splits)),

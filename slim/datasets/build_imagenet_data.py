@@ -53,6 +53,7 @@ flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the syns
                     "each validation image, one a line in number order (default: the "
                     "shipped imagenet_2012_validation_synset_labels.txt).")
 options.define_flags(flags)  # --num_workers, --image_check, --verify
+options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
 
 FLAGS = flags.FLAGS
 PROG = "build_imagenet_data.py"
@@ -91,7 +92,8 @@ def run(argv):
             bbox_file=bbox_file, val_label_file=FLAGS.validation_labels_file,
             train_shards=FLAGS.train_shards, val_shards=FLAGS.validation_shards,
             num_threads=FLAGS.num_threads, check=FLAGS.image_check,
-            do_verify=FLAGS.verify)
+            do_verify=FLAGS.verify, dali_index=FLAGS.dali_index,
+            tfds_metadata=FLAGS.tfds_metadata)
     sys.stderr.write("Finished writing all images to %s\n" % FLAGS.output_directory)
     return 0
 
