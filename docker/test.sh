@@ -121,7 +121,7 @@ written=$( { find "$in/tf_records" "$in/raw-data" -mindepth 1; \
 not_user=$(printf '%s\n' "$written" | xargs -d '\n' stat -c '%u %n' | awk -v u=$USER_ID '$1 != u' | head -5)
 [ -z "$not_user" ] || fail "files not owned by uid $USER_ID: $not_user"
 say "ownership: all $(printf '%s\n' "$written" | wc -l) written files and directories belong to uid $USER_ID"
-shards() { (cd "$1" && find tf_records -type f -name '*-of-*'; find . -maxdepth 1 -type f -name '*-of-*') | sort; }
+shards() { (cd "$1" && find tf_records -type f -name '*-of-*' ! -name '.*'; find . -maxdepth 1 -type f -name '*-of-*' ! -name '.*') | sort; }
 [ "$(shards "$in")" = "$(shards "$work/outside")" ] || fail "inside and outside wrote different shard names"
 n=0
 while read -r rel; do
