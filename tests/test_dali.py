@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from conftest import REPO, python, run_cmd
+from conftest import python, run_cmd
 from ilsvrc import bbox, dali, fsutil, pool, shipped, slim, write
 
 
