@@ -5,7 +5,7 @@ check the labels read back against the ILSVRC2012 label contract."""
 import sys
 from typing import Callable, NamedTuple
 
-from ilsvrc import verify, write
+from ilsvrc import dali, verify, write
 from ilsvrc.errors import UserError
 
 
@@ -20,19 +20,22 @@ class Format(NamedTuple):
 
 
 def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
-            log=sys.stderr, task=None, **options):
+            log=sys.stderr, task=None, dali_index=False, **options):
     """Plan `listings` (train, validation) in format `fmt`, write every shard not yet
-    done (in task mode, of `task`'s share: a tasks.Task), and (unless told not to)
-    verify each against the plan: the worker that writes a shard checks it from the
-    bytes just written (shardcheck); shards kept from an earlier run are re-read from
-    disk.  The (synset, label) pairs read back must then satisfy the label contract
-    (ilsvrc.contract.check_label_map).  `options` go to the format's planner.
-    Returns (splits, write.write_splits' totals)."""
+    done (in task mode, of `task`'s share: a tasks.Task; with dali_index, each with
+    its DALI index file), and (unless told not to) verify each against the plan: the
+    worker that writes a shard checks it from the bytes just written (shardcheck);
+    shards kept from an earlier run are re-read from disk.  The (synset, label) pairs
+    read back must then satisfy the label contract (ilsvrc.contract.check_label_map).
+    `options` go to the format's planner.  Returns (splits, write.write_splits'
+    totals)."""
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
     custom = options.get("allow_custom", False)
     label_range = verify.label_range(num_labels, custom)
+    index = dali.Index(out_dir, dali_index)
     stats = write.write_splits(splits, runner, check, label="converting", task=task,
-                               verify=(fmt.schema, label_range) if do_verify else None)
+                               verify=(fmt.schema, label_range) if do_verify else None,
+                               index=index)
     if do_verify:
         counts = dict(stats["checked"])
         pairs = stats["pairs"]
@@ -58,4 +61,12 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
                   "./verify.sh re-reads them all from disk)\n"
                   % (" and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits),
                      mine, how))
+        if dali_index:
+            owned = set(stats["owned"])
+            problems = dali.check(((s.path(k), index.path(s, k)) for s in splits
+                                   for k in range(s.num_shards) if (s.prefix, k) in owned),
+                                  runner)
+            if problems:
+                raise UserError(problems[0])
+            log.write("verified: the DALI index files match the shards\n")
     return splits, stats

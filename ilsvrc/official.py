@@ -11,7 +11,7 @@ import os
 import sys
 from array import array
 
-from ilsvrc import contract, discover, features, index, plan, shipped
+from ilsvrc import contract, discover, features, index, plan, shipped, tfds_meta
 from ilsvrc import convert as conversion
 from ilsvrc.errors import UserError
 
@@ -126,10 +126,24 @@ FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
 
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
             label_file=None, log=sys.stderr, allow_custom=False, task=None,
-            index_file=None):
+            index_file=None, dali_index=False, tfds_metadata=False):
     """The whole official conversion on worker pool `runner`; returns (splits, stats).
-    task: a tasks.Task (write only its share); index_file: see read_source."""
+    task: a tasks.Task (write only its share); index_file: see read_source;
+    dali_index / tfds_metadata: also write DALI index files / TFDS metadata."""
     listings, options = read_source(raw_dir, runner, source, label_file, log,
                                     allow_custom, index_file)
-    return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
-                              task=task, **options)
+    splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
+                                       do_verify, log, task=task, dali_index=dali_index,
+                                       **options)
+    if tfds_metadata:
+        write_tfds_metadata(out_dir, splits, listings, options, log)
+    return splits, stats
+
+
+def write_tfds_metadata(out_dir, splits, listings, options, log):
+    """TFDS metadata for the splits planned from `listings` with read_source's
+    `options` (class names in label order)."""
+    labels = plan.labels_from_synsets(list(options["label_lines"])
+                                      + listings[0].group_names)
+    tfds_meta.write(out_dir, FORMAT.name, splits, SCHEMA, sorted(labels, key=labels.get),
+                    log)

@@ -17,7 +17,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import contract, discover, features, index, plan, shipped, tree
+from ilsvrc import contract, discover, features, index, plan, shipped, tfds_meta, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -258,13 +258,18 @@ def make_splits(out_dir, runner, log=sys.stderr, **where):
 
 
 def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, task=None,
-            **where):
+            dali_index=False, tfds_metadata=False, **where):
     """The whole slim conversion; returns (splits, stats).  `where` and the layout
-    options are those of read_source; task: a tasks.Task (write only its share)."""
+    options are those of read_source; task: a tasks.Task (write only its share);
+    dali_index / tfds_metadata: also write DALI index files / TFDS metadata."""
     if not os.path.isdir(out_dir):
         raise UserError("output directory %s does not exist; create it first (the slim "
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)
     listings, options = read_source(runner, log=log, **where)
-    return conversion.convert(FORMAT, listings, out_dir, runner, check, do_verify, log,
-                              task=task, **options)
+    splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
+                                       do_verify, log, task=task, dali_index=dali_index,
+                                       **options)
+    if tfds_metadata:
+        tfds_meta.write(out_dir, FORMAT.name, splits, SCHEMA, options["synsets"], log)
+    return splits, stats

@@ -18,7 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, features, image, lock, resume, shardcheck, tasks, tfrecord
+from ilsvrc import containers, dali, features, image, lock, resume, shardcheck, tasks, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
@@ -51,16 +51,18 @@ def write_shard(job):
     records checked, {synset: {labels}} of the records read back; both None when
     not checked).
 
-    job = (path, items, check, tmp, verify): tmp is the partial file, named by the
-    main process (fsutil.partial_path); verify is None or (schema, label_range), and
-    then the worker reads the shard back and checks every record against the items
-    (shardcheck.ShardCheck) before it returns.  The shard is left complete and
-    closed as the partial file; a `Finisher` in the main process flushes and renames
-    it.
+    job = (path, items, check, tmp, verify, index_tmp): tmp is the partial file,
+    named by the main process (fsutil.partial_path); verify is None or (schema,
+    label_range), and then the worker reads the shard back and checks every record
+    against the items (shardcheck.ShardCheck) before it returns; index_tmp, when not
+    None, is where the shard's DALI index file is written (dali.write_partial).  The
+    shard and its index are left complete and closed as partial files; a `Finisher`
+    in the main process flushes and renames them.
     """
-    path, items, check, tmp, verify = job
+    path, items, check, tmp, verify, index_tmp = job
     checker = shardcheck.ShardCheck(tmp, path, *verify) if verify is not None else None
     nread = 0
+    sizes = []
     try:
         writer = tfrecord.open_writer(tmp)
     except Exception as err:
@@ -80,20 +82,28 @@ def write_shard(job):
             feats = features.common_features(encoded, height, width,
                                              item.relpath.rsplit("/", 1)[-1])
             feats.update(item.features)
-            writer.write(features.encode(feats))
+            payload = features.encode(feats)
+            sizes.append(len(payload))
+            writer.write(payload)
             if checker is not None:
                 checker.add(feats, writer.flush)
         reader.close()
         writer.close()
         checked = checker.finish() if checker is not None else None
+        if index_tmp:
+            dali.write_partial(index_tmp, sizes)
         _start_writeback(tmp)
     except UserError:
         reader.close()
         discard(tmp)
+        if index_tmp:
+            discard(index_tmp)
         raise
     except Exception as err:  # OSError, or TensorFlow's errors for a failed write
         reader.close()
         discard(tmp)
+        if index_tmp:
+            discard(index_tmp)
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
@@ -132,22 +142,30 @@ class Finisher:
         self.error = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finisher")
 
-    def _finish(self, path):
+    def _finish(self, path, index_path=None):
         tmp = partial_path(path)
+        later = [tmp] + ([partial_path(index_path)] if index_path else [])
         if self.error is not None:
-            discard(tmp)
+            for p in later:
+                discard(p)
             return
+        current = index_path or path
         try:
+            if index_path:   # the index first: a final shard always has its index
+                fsync_path(later[1])
+                os.replace(later[1], index_path)
+            current = path
             fsync_path(tmp)
             os.replace(tmp, path)
         except OSError as err:
-            discard(tmp)
-            self.error = _disk_error(path, err)
+            for p in later:
+                discard(p)
+            self.error = _disk_error(current, err)
 
-    def add(self, path):
+    def add(self, path, index_path=None):
         if self.error is not None:
             raise self.error
-        self._io.submit(self._finish, path)
+        self._io.submit(self._finish, path, index_path)
 
     def close(self, check=True):
         self._io.shutdown(wait=True)
@@ -175,7 +193,7 @@ def owned_shards(splits, task, log=None):
 
 
 def write_splits(splits, runner, check="header", label="writing", task=None,
-                 verify=None):
+                 verify=None, index=None):
     """Write every shard of `splits` (of `task`'s share in task mode) that is not
     already done; return totals.
 
@@ -183,7 +201,7 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
     writes (shardcheck).  The totals then hold `checked` ({prefix: records checked})
     and `pairs` ({synset: {labels}} read back); always `kept` (the (split, k) of
     shards already complete, not rewritten) and `owned` (the [(prefix, k)] of this
-    run).
+    run).  `index`: a dali.Index (DALI index files with the shards), or None.
     """
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
@@ -194,17 +212,21 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
     with lock.Claim([s.out_dir for s in splits], task is not None, note) as claim:
         done = {}
         for split, digest in zip(splits, digests):
-            done[split.prefix] = resume.prepare_dir(split, digest,
-                                                    claim.alone[split.out_dir])
+            alone = claim.alone[split.out_dir]
+            done[split.prefix] = resume.prepare_dir(split, digest, alone)
+            if index is not None and index.prepare(split, done[split.prefix], runner,
+                                                   alone):
+                sys.stderr.write("%s: wrote the missing DALI index files of finished "
+                                 "%s shards\n" % (label, split.prefix))
         claim.ready()
         todo = [(split, k) for split, k in mine if k not in done[split.prefix]]
         kept = [(split, k) for split, k in mine if k in done[split.prefix]]
-        stats = _write(splits, todo, kept, runner, check, label, verify)
+        stats = _write(splits, todo, kept, runner, check, label, verify, index)
     stats["owned"] = [(s.prefix, k) for s, k in mine]
     return stats
 
 
-def _write(splits, todo, kept, runner, check, label, verify):
+def _write(splits, todo, kept, runner, check, label, verify, index):
     """Shards go out biggest first (most images, then plan order): output does not
     depend on the order, and the last shards to finish are then the small ones."""
     order = {id(split): i for i, split in enumerate(splits)}
@@ -215,8 +237,12 @@ def _write(splits, todo, kept, runner, check, label, verify):
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, len(kept), len(todo)))
     progress = Progress(total, label)
+    with_index = index is not None and index.enabled
+    index_of = {split.path(k): index.path(split, k) if with_index else None
+                for split, k in todo}
     jobs = ((split.path(k), split.shard_items(k), check, partial_path(split.path(k)),
-             verify) for split, k in todo)
+             verify, partial_path(index_of[split.path(k)]) if with_index else None)
+            for split, k in todo)
     prefix_of = {split.path(k): split.prefix for split, k in todo}
     checked = {split.prefix: 0 for split in splits}
     pairs = {}
@@ -225,7 +251,7 @@ def _write(splits, todo, kept, runner, check, label, verify):
     try:
         for job, (records, nread, nwritten, nchecked, shard_pairs) in \
                 runner.run(write_shard, jobs):
-            finisher.add(job[0])
+            finisher.add(job[0], index_of[job[0]])
             written += nwritten
             if nchecked is not None:
                 checked[prefix_of[job[0]]] += nchecked

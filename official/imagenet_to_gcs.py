@@ -34,6 +34,7 @@ flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path
 # Our additions (upstream has no equivalent):
 options.define_flags(flags)  # --num_workers, --image_check, --verify, custom classes
 options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
+options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
 flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
                   "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
                   "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
@@ -79,7 +80,9 @@ def run(argv):
                                          check=FLAGS.image_check, source=FLAGS.source,
                                          do_verify=FLAGS.verify,
                                          allow_custom=FLAGS.allow_custom_classes,
-                                         task=task, index_file=index_file)
+                                         task=task, index_file=index_file,
+                                         dali_index=FLAGS.dali_index,
+                                         tfds_metadata=FLAGS.tfds_metadata)
     if uploading and task is not None:
         owned = {p: set() for p in ("train", "validation")}
         for prefix, k in stats["owned"]:

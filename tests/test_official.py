@@ -335,4 +335,5 @@ def test_extract_indexes_the_training_tar_once(release_copy, monkeypatch, tmp_pa
     assert len(calls) == 1
     synset = sorted(manifest["train"])[0]
     assert sorted(os.listdir(os.path.join(raw, "train", synset))) == manifest["train"][synset]
-    assert len(os.listdir(os.path.join(out, "train"))) == 1024 + 1   # + the plan state
+    # + the plan state and the run and plan lock files
+    assert len(os.listdir(os.path.join(out, "train"))) == 1024 + 3

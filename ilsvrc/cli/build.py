@@ -32,6 +32,7 @@ def parse(argv):
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
                    "(default: DIR/tf_records)")
     options.add_run_options(p)
+    options.add_reader_options(p)
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
     p.add_argument("--source", choices=discover.SOURCES, default="auto",
@@ -74,13 +75,17 @@ def run(argv):
             # the tars are indexed once: the same listings feed the conversion
             plan_options["label_file"] = a.labels or official.label_file_for(a.dir)
             official.say_reading(a.dir, "tar", plan_options["label_file"], sys.stderr)
-            conversion.convert(official.FORMAT, listings, out, runner, a.check,
-                               not a.no_verify, sys.stderr, **plan_options)
+            splits, _ = conversion.convert(official.FORMAT, listings, out, runner, a.check,
+                                           not a.no_verify, sys.stderr,
+                                           dali_index=a.dali_index, **plan_options)
+            if a.tfds_metadata:
+                official.write_tfds_metadata(out, splits, listings, plan_options, sys.stderr)
         else:
             official.convert(a.dir, out, runner, check=a.check, source=a.source,
                              do_verify=not a.no_verify, label_file=a.labels,
                              allow_custom=a.allow_custom_classes, task=task,
-                             index_file=index_file)
+                             index_file=index_file, dali_index=a.dali_index,
+                             tfds_metadata=a.tfds_metadata)
     if task is not None:
         sys.stderr.write("done: task %d of %d; when every task has finished, check the "
                          "whole: ./verify.sh official %s --source %s\n"

@@ -164,3 +164,24 @@ def write_index(found, runner, path):
         raise UserError("cannot create %s: %s" % (parent, err.strerror or err))
     index.write_for(found, runner, path)
     return 0
+
+def define_reader_flags(flags):
+    """Define --dali_index and --tfds_metadata on absl's `flags` module."""
+    flags.DEFINE_boolean("dali_index", False, "Also write a DALI index file per shard "
+                         "(OUT/dali-index/<split>/<shard>.idx) for "
+                         "nvidia.dali fn.readers.tfrecord; see docs/readers.md.")
+    flags.DEFINE_boolean("tfds_metadata", False, "Also write TFDS metadata "
+                         "(dataset_info.json, features.json) so that "
+                         "tfds.builder_from_directory(OUT) reads the shards.")
+
+
+def add_reader_options(parser):
+    """--dali-index and --tfds-metadata for the argparse front ends."""
+    parser.add_argument("--dali-index", "--dali_index", action="store_true",
+                        help="also write a DALI index file per shard "
+                        "(OUT/dali-index/<split>/<shard>.idx) for nvidia.dali's "
+                        "fn.readers.tfrecord; a rerun adds those missing")
+    parser.add_argument("--tfds-metadata", "--tfds_metadata", action="store_true",
+                        help="also write TFDS metadata (dataset_info.json, "
+                        "features.json) so that tfds.builder_from_directory(OUT) "
+                        "reads the shards")

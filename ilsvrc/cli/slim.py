@@ -69,6 +69,7 @@ def _parse_convert(argv):
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
     options.add_run_options(p)
     options.add_task_options(p)
+    options.add_reader_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
@@ -123,7 +124,8 @@ def convert_main(argv):
             where["index_file"] = index_file
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
                      check=a.check, do_verify=not a.no_verify,
-                     allow_custom=a.allow_custom_classes, task=task, **where)
+                     allow_custom=a.allow_custom_classes, task=task,
+                     dali_index=a.dali_index, tfds_metadata=a.tfds_metadata, **where)
     if task is not None:
         sys.stderr.write("done: task %d of %d; when every task has finished, check the "
                          "whole: ./verify.sh slim %s --source %s\n"

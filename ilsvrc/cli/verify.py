@@ -9,7 +9,9 @@ the 1000, one synset one label across both splits, labels in the synsets' sorted
 order: see ilsvrc.contract.check_label_map), and the number of records per split.  With
 `--source DIR` (the directory given to build.sh) the plan is rebuilt from the
 source and every shard must hold exactly its planned images, in order, with their
-labels: every source image appears exactly once, correctly labelled.
+labels: every source image appears exactly once, correctly labelled.  Where the
+conversion wrote them, the DALI index files (OUT/dali-index/) must match the shards
+and TFDS's dataset_info.json must list their record counts.
 
 Exit status 0 when everything checks out, 1 on any problem (each named with its
 shard and record), 2 for bad arguments.
@@ -21,7 +23,8 @@ import os
 import re
 import sys
 
-from ilsvrc import contract, formats, lock, official, plan, pool, slim, tasks, verify, write
+from ilsvrc import (contract, dali, formats, lock, official, plan, pool, slim, tasks,
+                    tfds_meta, verify, write)
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 from ilsvrc.progress import Progress
@@ -174,6 +177,32 @@ def check_shards(fmt, shards, splits, runner, log, custom=False):
     return counts, problems
 
 
+def check_reader_files(fmt, out_dir, shards, counts, runner):
+    """The DALI index files and TFDS metadata, where a conversion wrote them:
+    [(summary line, problems)]."""
+    found = []
+    dali_problems, n_dali = [], 0
+    for _, prefix, _ in fmt.layout:
+        paths = [path for p, _, path in shards if p == prefix]
+        problems, present = dali.check_dir(out_dir, prefix, paths, runner)
+        if present:
+            dali_problems += problems
+            n_dali += len(paths)
+    if n_dali or dali_problems:
+        found.append(("DALI index files (%s): %s" % (
+            os.path.join(out_dir, dali.DIR_NAME),
+            "%d problems" % len(dali_problems) if dali_problems
+            else "all %d match their shards" % n_dali), dali_problems))
+    problems, present = tfds_meta.check(out_dir, [(p, n) for _, p, n in fmt.layout],
+                                        counts)
+    if present:
+        found.append(("TFDS metadata (%s): %s" % (
+            os.path.join(out_dir, tfds_meta.INFO_FILE),
+            "%d problems" % len(problems) if problems else "matches the shards"),
+            problems))
+    return found
+
+
 def describe(count, prefix):
     full = formats.FULL_COUNTS.get(prefix)
     return "full ILSVRC2012" if count == full else "partial: %d of %s" % (
@@ -206,6 +235,8 @@ def run(argv, out=None, log=None):
             shards = _task_share(fmt, shards, splits, task, log)
         counts, bad = check_shards(fmt, shards, splits, runner, log,
                                    a.allow_custom_classes)
+        extras = check_reader_files(fmt, a.out_dir, shards, counts, runner) \
+            if task is None else []
     problems += bad
     if task is not None:
         return _task_report(fmt, a, task, shards, problems, warnings, out, log)
@@ -223,6 +254,9 @@ def run(argv, out=None, log=None):
         out.write("  %-10s %4d/%d shards  %s records  (%s)\n"
                   % (prefix, present[prefix], num, "{:,}".format(counts[prefix]),
                      describe(counts[prefix], prefix)))
+    for line, extra_problems in extras:
+        out.write("  %s\n" % line)
+        problems += extra_problems
     if splits and not problems:
         out.write("  source: every one of the %s images of %s is there exactly once, "
                   "with its label\n" % ("{:,}".format(sum(s.count for s in splits)),

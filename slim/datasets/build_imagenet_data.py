@@ -54,6 +54,7 @@ flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the syns
                     "shipped imagenet_2012_validation_synset_labels.txt).")
 options.define_flags(flags)  # --num_workers, --image_check, --verify
 options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
+options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
 
 FLAGS = flags.FLAGS
 PROG = "build_imagenet_data.py"
@@ -105,7 +106,8 @@ def run(argv):
             train_shards=FLAGS.train_shards, val_shards=FLAGS.validation_shards,
             num_threads=FLAGS.num_threads, check=FLAGS.image_check,
             do_verify=FLAGS.verify, allow_custom=FLAGS.allow_custom_classes,
-            task=task, index_file=index_file)
+            task=task, index_file=index_file, dali_index=FLAGS.dali_index,
+            tfds_metadata=FLAGS.tfds_metadata)
     if task is not None:
         sys.stderr.write("Finished task %d of %d in %s\n"
                          % (task.index, task.count, FLAGS.output_directory))
