@@ -3,8 +3,9 @@ writes them: 1024 training + 128 validation shards, 9 features.
 
 Inputs are found under one directory by `discover.find_source` (the release tars, the
 extracted layout, or the Kaggle copy).
-Validation labels: `<dir>/synset_labels.txt` when present, else the shipped 50,000-line
-file.
+Validation labels: `--labels`, else `<dir>/synset_labels.txt` when present, else the
+Kaggle copy's own LOC_val_solution.csv, else the shipped 50,000-line file
+(kaggle_labels.choose).
 """
 
 import os
@@ -12,7 +13,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped
+from ilsvrc import discover, features, kaggle_labels, plan, shipped
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -50,7 +51,7 @@ def make_splits(train, val, label_lines, label_file, out_dir):
                                               label_lines, label_file)
     except ValueError as err:
         raise UserError(str(err))
-    labels = plan.labels_from_synsets(list(label_lines) + train.group_names)
+    labels = plan.labels_from_synsets([s for s in label_lines if s] + train.group_names)
 
     def class_features(synset):
         return {"image/class/label": (I, [labels[synset]]),
@@ -76,15 +77,16 @@ def make_splits(train, val, label_lines, label_file, out_dir):
 
 def read_source(raw_dir, runner, source="auto", label_file=None, log=None):
     """The (train, validation) listings under raw_dir, and the planner's options
-    (the validation label file: label_file, else the one label_file_for finds)."""
+    (the validation labels: label_file, else what kaggle_labels.choose finds)."""
     found = discover.find_source(raw_dir, source)
-    label_file = label_file or label_file_for(raw_dir)
-    label_lines = shipped.read_lines(label_file, "validation label file")
     if log:
-        log.write("reading %s (%s); validation labels from %s\n"
-                  % (raw_dir, found[0], label_file))
-    options = dict(label_lines=label_lines, label_file=label_file)
-    return discover.list_source(found, runner), options
+        log.write("reading %s (%s)\n" % (raw_dir, found[0]))
+    train, val = discover.list_source(found, runner)
+    labels = kaggle_labels.choose(raw_dir, found, label_file, LABEL_FILE_NAME)
+    if log:
+        log.write("validation labels from %s\n" % labels.path)
+    options = dict(label_lines=labels.lines_for(sorted(val.names)), label_file=labels.path)
+    return (train, val), options
 
 
 def plan_listings(listings, out_dir, log=None, label_lines=(), label_file=""):

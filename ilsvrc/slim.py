@@ -17,7 +17,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped, tree
+from ilsvrc import discover, features, kaggle_labels, plan, shipped, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -99,13 +99,14 @@ def load_boxes(path):
 
 # --------------------------------------------------------------------------- sources
 
-def by_synset(flat, label_file):
-    """A flat validation listing regrouped under each image's synset (label file)."""
-    label_lines = [s.strip() for s in shipped.read_lines(label_file, "validation label file")]
+def by_synset(flat, labels):
+    """A flat validation listing regrouped under each image's synset (`labels`: a
+    kaggle_labels source)."""
     order = sorted(range(len(flat)), key=flat.names.__getitem__)
+    names = [flat.names[i] for i in order]
+    label_lines = [s.strip() for s in labels.lines_for(names)]
     try:
-        synsets = plan.validation_synsets([flat.names[i] for i in order], label_lines,
-                                          label_file)
+        synsets = plan.validation_synsets(names, label_lines, labels.path)
     except ValueError as err:
         raise UserError(str(err))
     grouped = flat.like()
@@ -115,13 +116,17 @@ def by_synset(flat, label_file):
     return grouped
 
 
-def source_listings(source_dir, runner, val_label_file=None, kind="auto"):
+def source_listings(source_dir, runner, val_label_file=None, kind="auto", log=None):
     """(train, validation) listings of the images under source_dir, read in place:
     the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source.
-    The flat validation set is grouped by synset with the label file."""
+    The flat validation set is grouped by synset with the label file (default: the
+    Kaggle copy's LOC_val_solution.csv, else the shipped file)."""
     found = discover.find_source(source_dir, kind)
     train, flat_val = discover.list_source(found, runner)
-    return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE)
+    labels = kaggle_labels.choose(source_dir, found, val_label_file)
+    if log:
+        log.write("validation labels from %s\n" % labels.path)
+    return train, by_synset(flat_val, labels)
 
 
 def tree_listings(train_dir, val_dir):
@@ -211,7 +216,7 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
     log.write("%d bounding boxes for %d images in %s\n"
               % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
     if source_dir is not None:
-        listings = source_listings(source_dir, runner, val_label_file)
+        listings = source_listings(source_dir, runner, val_label_file, log=log)
     else:
         listings = tree_listings(train_dir, val_dir)
     return listings, dict(synsets=synsets, texts=texts, boxes=boxes,
