@@ -68,8 +68,9 @@ def _is_link_to(path, src):
         return False
 
 
-def build(out, dest, synsets, solution, log=sys.stderr):
+def build(out, dest, synsets, solution, log=None):
     """Make or refresh the view under dest; returns (made, kept, kind)."""
+    log = log or sys.stderr
     out, dest = os.path.abspath(out), os.path.abspath(dest)
     ilsvrc = os.path.realpath(os.path.join(out, "ILSVRC"))
     real = os.path.realpath(dest)
@@ -109,7 +110,7 @@ def build(out, dest, synsets, solution, log=sys.stderr):
     except OSError as e:
         raise Failure("cannot make the class folders in %s (%s: %s): fix that, then rerun."
                       % (dest, e.filename or dest, e.strerror or e))
-    kind = "symbolic links (another file system)" if symlink else "hard links"
+    kind = "symbolic links, as hard links are not possible there" if symlink else "hard links"
     log.write("class folders: %s/train/<synset>/ and %s/val/<synset>/: %d links made, %d "
               "already there (%s; no copies)\n" % (dest, dest, made, kept, kind))
     return made, kept, kind
