@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from conftest import python, run_cmd
 from kaggle_copy import (CLS, SYNSETS, loc_files, mapping_txt, release_files, solution_csv,
                          write_tree, write_zip)
 from test_kaggle_source import _same_shards
@@ -192,3 +193,16 @@ def test_kaggle_tree_without_solution_file_is_an_error(sample_release, tmp_path,
         f.write(solution_csv(sample_release[1]["val"]))
     code, last = _build(capsys, d)
     assert code == 1 and "missing %s" % os.path.join(d, "LOC_synset_mapping.txt") in last
+
+
+def test_imagenet_to_gcs_takes_the_solution_file(sample_release, from_tars, tmp_path):
+    d = str(tmp_path / "kaggle")
+    os.makedirs(d)
+    write_zip(os.path.join(d, ZIP), kaggle_files(sample_release))
+    out = str(tmp_path / "out")
+    r = run_cmd([python(), "official/imagenet_to_gcs.py", "--raw_data_dir=" + d,
+                 "--local_scratch_dir=" + out, "--nogcs_upload", "--num_workers=0",
+                 "--noverify"])
+    assert r.returncode == 0, r.stderr
+    assert "validation labels from %s:LOC_val_solution.csv" % os.path.join(d, ZIP) in r.stderr
+    _same_shards(from_tars, out)

@@ -10,8 +10,7 @@ import zipfile
 import pytest
 
 from conftest import run_cmd
-from kaggle_copy import loc_files
-from test_kaggle_source import _release_files
+from kaggle_copy import loc_files, release_files as _release_files
 
 from ilsvrc import bbox, shipped
 

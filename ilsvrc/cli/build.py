@@ -24,7 +24,8 @@ def parse(argv):
         "TF official ResNet (tensorflow/tpu imagenet_to_gcs.py format), reading the tars "
         "in place.",
         epilog="Validation labels come from DIR/synset_labels.txt when present, else from "
-        "the Kaggle copy's LOC_val_solution.csv, else from the shipped 50,000-line file. Rerunning the same command after an interruption "
+        "the Kaggle copy's LOC_val_solution.csv, else from the shipped 50,000-line file. "
+        "Rerunning the same command after an interruption "
         "resumes: finished shards are kept.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar "
                    "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
