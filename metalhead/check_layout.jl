@@ -31,6 +31,19 @@ const TRAIN_ID = r"^(n[0-9]{8})_[0-9]+$"
 val_name(n) = "ILSVRC2012_val_" * lpad(string(n), 8, '0') * ".JPEG"
 listing(path) = isdir(path) ? sort(readdir(path)) : String[]
 
+# (problem or nothing, [(line number, comma-separated fields)]) of the Kaggle
+# ImageId,PredictionString file `name` under out, blank lines left out.
+function table(out, name)
+    path = joinpath(out, name)
+    none = Tuple{Int,Vector{SubString{String}}}[]
+    isfile(path) || return ("$name is missing", none)
+    lines = readlines(path)
+    if isempty(lines) || lines[1] != "ImageId,PredictionString"
+        return ("$name line 1 is not 'ImageId,PredictionString'", none)
+    end
+    return (nothing, [(k, split(lines[k], ",")) for k in 2:length(lines) if !isempty(lines[k])])
+end
+
 function check(out::String, val_size::Int, test_size::Int)
     results = Tuple{Bool,String,String}[]
     rule(name, problem, fine) =
@@ -72,35 +85,22 @@ function check(out::String, val_size::Int, test_size::Int)
     known = Set(synsets)
 
     # validation labels and files
-    solution_path = joinpath(out, "LOC_val_solution.csv")
+    problem, lines = table(out, "LOC_val_solution.csv")
     rows = Dict{Int,String}()
-    if !isfile(solution_path)
-        rule("val labels", "LOC_val_solution.csv is missing", "")
-    else
-        lines = readlines(solution_path)
-        problem = nothing
-        if isempty(lines) || lines[1] != "ImageId,PredictionString"
-            problem = "LOC_val_solution.csv line 1 is not 'ImageId,PredictionString'"
+    for (k, parts) in lines
+        m = length(parts) == 2 ? match(VAL_ID, parts[1]) : nothing
+        tokens = m === nothing ? SubString{String}[] : split(parts[2])
+        n = m === nothing ? 0 : parse(Int, m.captures[1])
+        if isempty(tokens) || !(tokens[1] in known) || !(1 <= n <= val_size) || haskey(rows, n)
+            problem = "LOC_val_solution.csv line $k is not 'ILSVRC2012_val_NNNNNNNN," *
+                      "<synset> ...' with a new number in 1..$val_size and a synset of " *
+                      "the mapping"
+            break
         end
-        for k in 2:length(lines)
-            problem === nothing || break
-            line = lines[k]
-            isempty(line) && continue
-            parts = split(line, ",")
-            m = length(parts) == 2 ? match(VAL_ID, parts[1]) : nothing
-            tokens = m === nothing ? SubString{String}[] : split(parts[2])
-            n = m === nothing ? 0 : parse(Int, m.captures[1])
-            if isempty(tokens) || !(tokens[1] in known) || !(1 <= n <= val_size) || haskey(rows, n)
-                problem = "LOC_val_solution.csv line $k is not 'ILSVRC2012_val_NNNNNNNN," *
-                          "<synset> ...' with a new number in 1..$val_size and a synset of " *
-                          "the mapping"
-            else
-                rows[n] = String(tokens[1])
-            end
-        end
-        rule("val labels", problem,
-             "$(length(rows)) rows, each a new image with a synset of the mapping")
+        rows[n] = String(tokens[1])
     end
+    rule("val labels", problem,
+         "$(length(rows)) rows, each a new image with a synset of the mapping")
     val_dir = joinpath(base, "val")
     absent = [n for n in sort(collect(keys(rows))) if !isfile(joinpath(val_dir, val_name(n)))]
     rule("val files", isempty(absent) ? nothing :
@@ -149,39 +149,26 @@ function check(out::String, val_size::Int, test_size::Int)
     rule("train folders", isempty(wrong) ? nothing :
          "$(length(wrong)) entries break train/<synset>/<synset>_<n>.JPEG, first $CLS/train/$(wrong[1])",
          "only train/<synset>/<synset>_<n>.JPEG, synsets of the mapping")
-    train_path = joinpath(out, "LOC_train_solution.csv")
-    if !isfile(train_path)
-        rule("train solution", "LOC_train_solution.csv is missing", "")
-    else
-        lines = readlines(train_path)
-        problem, count, gone = nothing, 0, String[]
-        if isempty(lines) || lines[1] != "ImageId,PredictionString"
-            problem = "LOC_train_solution.csv line 1 is not 'ImageId,PredictionString'"
+    problem, lines = table(out, "LOC_train_solution.csv")
+    gone = String[]
+    for (k, parts) in lines
+        m = length(parts) == 2 ? match(TRAIN_ID, parts[1]) : nothing
+        if m === nothing
+            problem = "LOC_train_solution.csv line $k is not '<synset>_<n>,...'"
+            break
         end
-        for k in 2:length(lines)
-            problem === nothing || break
-            line = lines[k]
-            isempty(line) && continue
-            parts = split(line, ",")
-            m = length(parts) == 2 ? match(TRAIN_ID, parts[1]) : nothing
-            if m === nothing
-                problem = "LOC_train_solution.csv line $k is not '<synset>_<n>,...'"
-                continue
-            end
-            count += 1
-            if !isfile(joinpath(train_dir, m.captures[1], parts[1] * ".JPEG"))
-                push!(gone, String(parts[1]))
-            end
+        if !isfile(joinpath(train_dir, m.captures[1], parts[1] * ".JPEG"))
+            push!(gone, String(parts[1]))
         end
-        if problem === nothing && !isempty(gone)
-            sort!(gone)
-            problem = "$(length(gone)) of $count rows have no image at " *
-                      "train/<synset>/<ImageId>.JPEG, first " *
-                      "$CLS/train/$(split(gone[1], "_")[1])/$(gone[1]).JPEG"
-        end
-        rule("train solution", problem,
-             "all $count rows' images at train/<synset>/<ImageId>.JPEG")
     end
+    if problem === nothing && !isempty(gone)
+        sort!(gone)
+        problem = "$(length(gone)) of $(length(lines)) rows have no image at " *
+                  "train/<synset>/<ImageId>.JPEG, first " *
+                  "$CLS/train/$(split(gone[1], "_")[1])/$(gone[1]).JPEG"
+    end
+    rule("train solution", problem,
+         "all $(length(lines)) rows' images at train/<synset>/<ImageId>.JPEG")
     return results
 end
 

@@ -70,56 +70,51 @@ def check_mapping(out, synsets, synsets_path):
     return path
 
 
+def solution_rows(path, what):
+    """(line number, row) of a Kaggle ImageId,PredictionString file, blank lines skipped;
+    a missing file or header is a Failure (`what`: what the file ships)."""
+    if not os.path.isfile(path):
+        raise Failure("%s is missing: rerun prepare.py with the Kaggle archive (it ships the "
+                      "%s in that file)." % (path, what))
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        if next(reader, None) != ["ImageId", "PredictionString"]:
+            raise Failure("%s does not start with the header ImageId,PredictionString: the file is "
+                          "damaged; rerun prepare.py with a fresh download." % path)
+        for row in reader:
+            if row:
+                yield reader.line_num, row
+
+
 def read_solution(out, known):
     """LOC_val_solution.csv as {image number: synset}."""
     path = os.path.join(out, "LOC_val_solution.csv")
-    if not os.path.isfile(path):
-        raise Failure("%s is missing: rerun prepare.py with the Kaggle archive (it ships the "
-                      "validation labels in that file)." % path)
     labels = {}
-    with open(path, newline="") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        if header != ["ImageId", "PredictionString"]:
-            raise Failure("%s does not start with the header ImageId,PredictionString: the file is "
-                          "damaged; rerun prepare.py with a fresh download." % path)
-        for lineno, row in enumerate(rows, 2):
-            if not row:
-                continue
-            match = VAL_ID.match(row[0]) if len(row) == 2 else None
-            synset = row[1].split()[0] if match and row[1].split() else None
-            number = int(match.group(1)) if match else 0
-            if synset not in known or not 1 <= number <= FULL["val"] or number in labels:
-                raise Failure("%s line %d is not a valid, new 'ILSVRC2012_val_NNNNNNNN,<synset> ...' "
-                              "row: the file is damaged; rerun prepare.py with a fresh download."
-                              % (path, lineno))
-            labels[number] = synset
+    for lineno, row in solution_rows(path, "validation labels"):
+        match = VAL_ID.match(row[0]) if len(row) == 2 else None
+        synset = row[1].split()[0] if match and row[1].split() else None
+        number = int(match.group(1)) if match else 0
+        if synset not in known or not 1 <= number <= FULL["val"] or number in labels:
+            raise Failure("%s line %d is not a valid, new 'ILSVRC2012_val_NNNNNNNN,<synset> ...' "
+                          "row: the file is damaged; rerun prepare.py with a fresh download."
+                          % (path, lineno))
+        labels[number] = synset
     return path, labels
 
 
 def read_train_solution(out, known):
     """LOC_train_solution.csv as {ImageId: [box labels]}; the ImageId names its synset."""
     path = os.path.join(out, "LOC_train_solution.csv")
-    if not os.path.isfile(path):
-        raise Failure("%s is missing: rerun prepare.py with the Kaggle archive (it ships the "
-                      "training boxes in that file)." % path)
     rows = {}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        if next(reader, None) != ["ImageId", "PredictionString"]:
-            raise Failure("%s does not start with the header ImageId,PredictionString: the file "
-                          "is damaged; rerun prepare.py with a fresh download." % path)
-        for row in reader:
-            if not row:
-                continue
-            match = TRAIN_ID.match(row[0]) if len(row) == 2 else None
-            tokens = row[1].split() if match else []
-            if not match or not tokens or len(tokens) % 5 or match.group(1) not in known \
-                    or row[0] in rows:
-                raise Failure("%s line %d is not a valid, new '<synset>_<n>,<synset> x y x y ...' "
-                              "row of one of the %d classes: the file is damaged; rerun "
-                              "prepare.py with a fresh download." % (path, reader.line_num, CLASSES))
-            rows[row[0]] = tokens[0::5]
+    for lineno, row in solution_rows(path, "training boxes"):
+        match = TRAIN_ID.match(row[0]) if len(row) == 2 else None
+        tokens = row[1].split() if match else []
+        if not match or not tokens or len(tokens) % 5 or match.group(1) not in known \
+                or row[0] in rows:
+            raise Failure("%s line %d is not a valid, new '<synset>_<n>,<synset> x y x y ...' "
+                          "row of one of the %d classes: the file is damaged; rerun "
+                          "prepare.py with a fresh download." % (path, lineno, CLASSES))
+        rows[row[0]] = tokens[0::5]
     return path, rows
 
 

@@ -44,6 +44,18 @@ def read_lines(path):
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def table(out, name):
+    """(problem or None, [(line number, comma-separated fields)]) of the Kaggle
+    ImageId,PredictionString file `name` under out, blank lines left out."""
+    path = os.path.join(out, name)
+    if not os.path.isfile(path):
+        return "%s is missing" % name, []
+    lines = read_lines(path)
+    if not lines or lines[0] != "ImageId,PredictionString":
+        return "%s line 1 is not 'ImageId,PredictionString'" % name, []
+    return None, [(k, line.split(",")) for k, line in enumerate(lines[1:], 2) if line]
+
+
 def listing(path):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
@@ -91,32 +103,20 @@ def check(out, val_size=50000, test_size=100000):
     known = set(synsets)
 
     # validation labels and files
-    solution_path = os.path.join(out, "LOC_val_solution.csv")
+    problem, lines = table(out, "LOC_val_solution.csv")
     rows = {}
-    if not os.path.isfile(solution_path):
-        rule("val labels", "LOC_val_solution.csv is missing", "")
-    else:
-        lines = read_lines(solution_path)
-        problem = None
-        if not lines or lines[0] != "ImageId,PredictionString":
-            problem = "LOC_val_solution.csv line 1 is not 'ImageId,PredictionString'"
-        for k, line in enumerate(lines[1:], 2):
-            if problem:
-                break
-            if not line:
-                continue
-            parts = line.split(",")
-            m = VAL_ID.match(parts[0]) if len(parts) == 2 else None
-            tokens = parts[1].split() if m else []
-            n = int(m.group(1)) if m else 0
-            if not tokens or tokens[0] not in known or not 1 <= n <= val_size or n in rows:
-                problem = ("LOC_val_solution.csv line %d is not 'ILSVRC2012_val_NNNNNNNN,"
-                           "<synset> ...' with a new number in 1..%d and a synset of the "
-                           "mapping" % (k, val_size))
-            else:
-                rows[n] = tokens[0]
-        rule("val labels", problem, "%d rows, each a new image with a synset of the mapping"
-             % len(rows))
+    for k, parts in lines:
+        m = VAL_ID.match(parts[0]) if len(parts) == 2 else None
+        tokens = parts[1].split() if m else []
+        n = int(m.group(1)) if m else 0
+        if not tokens or tokens[0] not in known or not 1 <= n <= val_size or n in rows:
+            problem = ("LOC_val_solution.csv line %d is not 'ILSVRC2012_val_NNNNNNNN,"
+                       "<synset> ...' with a new number in 1..%d and a synset of the "
+                       "mapping" % (k, val_size))
+            break
+        rows[n] = tokens[0]
+    rule("val labels", problem, "%d rows, each a new image with a synset of the mapping"
+         % len(rows))
     val_dir = os.path.join(base, "val")
     absent = [n for n in sorted(rows) if not os.path.isfile(os.path.join(val_dir, val_name(n)))]
     rule("val files", "%d of %d labelled images are not at Metalhead's path, first %s/val/%s"
@@ -157,34 +157,22 @@ def check(out, val_size=50000, test_size=100000):
     rule("train folders", "%d entries break train/<synset>/<synset>_<n>.JPEG, first %s/train/%s"
          % (len(wrong), CLS, wrong[0]) if wrong else None,
          "only train/<synset>/<synset>_<n>.JPEG, synsets of the mapping")
-    train_path = os.path.join(out, "LOC_train_solution.csv")
-    if not os.path.isfile(train_path):
-        rule("train solution", "LOC_train_solution.csv is missing", "")
-    else:
-        lines = read_lines(train_path)
-        problem, count, gone = None, 0, []
-        if not lines or lines[0] != "ImageId,PredictionString":
-            problem = "LOC_train_solution.csv line 1 is not 'ImageId,PredictionString'"
-        for k, line in enumerate(lines[1:], 2):
-            if problem:
-                break
-            if not line:
-                continue
-            parts = line.split(",")
-            m = TRAIN_ID.match(parts[0]) if len(parts) == 2 else None
-            if not m:
-                problem = "LOC_train_solution.csv line %d is not '<synset>_<n>,...'" % k
-                continue
-            count += 1
-            if not os.path.isfile(os.path.join(train_dir, m.group(1), parts[0] + ".JPEG")):
-                gone.append(parts[0])
-        if not problem and gone:
-            gone.sort()
-            problem = ("%d of %d rows have no image at train/<synset>/<ImageId>.JPEG, first "
-                       "%s/train/%s/%s.JPEG" % (len(gone), count, CLS,
-                                                gone[0].split("_")[0], gone[0]))
-        rule("train solution", problem, "all %d rows' images at train/<synset>/<ImageId>.JPEG"
-             % count)
+    problem, lines = table(out, "LOC_train_solution.csv")
+    gone = []
+    for k, parts in lines:
+        m = TRAIN_ID.match(parts[0]) if len(parts) == 2 else None
+        if not m:
+            problem = "LOC_train_solution.csv line %d is not '<synset>_<n>,...'" % k
+            break
+        if not os.path.isfile(os.path.join(train_dir, m.group(1), parts[0] + ".JPEG")):
+            gone.append(parts[0])
+    if not problem and gone:
+        gone.sort()
+        problem = ("%d of %d rows have no image at train/<synset>/<ImageId>.JPEG, first "
+                   "%s/train/%s/%s.JPEG" % (len(gone), len(lines), CLS,
+                                            gone[0].split("_")[0], gone[0]))
+    rule("train solution", problem, "all %d rows' images at train/<synset>/<ImageId>.JPEG"
+         % len(lines))
     return results
 
 

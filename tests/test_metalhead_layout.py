@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from test_metalhead_prepare import (CLS, LAYOUTS, LABELS, SYNSETS, download_2018, jpeg,
-                                    layout_check, loc_files, one_error, prepare, run,
+from test_metalhead_prepare import (CLS, LAYOUTS, LABELS, SYNSETS, download_2018,
+                                    full_tree, jpeg, loc_files, one_error, prepare, run,
                                     tree_files, tree_of)
 
 import class_folders  # noqa: E402  (metalhead/ is on sys.path through test_metalhead_prepare)
@@ -133,27 +133,9 @@ def test_val_solution_lists_an_absent_image(tmp_path):
     assert "result: partial" in r.stdout
 
 
-def _full_tree(out, monkeypatch):
-    """A complete release in miniature: one image per class, all 50,000 validation
-    images (empty files), the train and test targets scaled to this tree."""
-    for rel, text in loc_files(val_numbers=range(1, 50001)).items():
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_text(text)
-    for c in SYNSETS:
-        os.makedirs(out / CLS / "train" / c)
-        open(out / CLS / "train" / c / ("%s_1.JPEG" % c), "wb").close()
-    os.makedirs(out / CLS / "val")
-    for n in range(1, 50001):
-        open(out / CLS / "val" / ("ILSVRC2012_val_%08d.JPEG" % n), "wb").close()
-    os.makedirs(out / CLS / "test")
-    open(out / CLS / "test" / "ILSVRC2012_test_00000001.JPEG", "wb").close()
-    monkeypatch.setitem(layout_check.FULL, "train", 1000)
-    monkeypatch.setitem(layout_check.FULL, "test", 1)
-
-
 def test_full_needs_all_50000_validation_rows(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    _full_tree(out, monkeypatch)
+    full_tree(out, monkeypatch)
     assert prepare.main(["--verify-only", "--out", str(out), "--expect-full"]) == 0
     assert "result: full" in capsys.readouterr().out
     text = (out / "LOC_val_solution.csv").read_text().splitlines()

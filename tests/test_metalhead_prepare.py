@@ -328,8 +328,9 @@ def test_expect_full_rejects_a_partial_tree(tmp_path):
               "train_cls.txt")
 
 
-def test_complete_tree_passes_expect_full(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "out"
+def full_tree(out, monkeypatch):
+    """A complete release in miniature: one image per class, all 50,000 validation
+    images (empty files), one test image."""
     for rel, data in loc_files(val_numbers=range(1, 50001)).items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(data)
@@ -344,6 +345,11 @@ def test_complete_tree_passes_expect_full(tmp_path, monkeypatch, capsys):
     # The real release has 1,281,167 / 100,000; scale the targets to this tree.
     monkeypatch.setitem(layout_check.FULL, "train", 1000)
     monkeypatch.setitem(layout_check.FULL, "test", 1)
+
+
+def test_complete_tree_passes_expect_full(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    full_tree(out, monkeypatch)
     assert prepare.main(["--verify-only", "--out", str(out), "--expect-full"]) == 0
     assert "result: full: the complete ILSVRC2012 release" in capsys.readouterr().out
     (out / CLS / "val" / "stray.txt").write_text("x")
