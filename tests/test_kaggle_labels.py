@@ -31,8 +31,8 @@ def from_tars(sample_release, tmp_path_factory):
     """Records from the tars, labelled by the sample's own synset_labels.txt (which
     differs from the shipped file)."""
     raw, manifest = sample_release
-    shipped = open(shipped.VAL_LABELS_FILE).read().split()
-    assert manifest["val"] != shipped[:len(manifest["val"])]
+    lines = open(shipped.VAL_LABELS_FILE).read().split()
+    assert manifest["val"] != lines[:len(manifest["val"])]
     out = str(tmp_path_factory.mktemp("tars-own-labels"))
     log = _convert(raw, out)
     assert "validation labels from %s" % os.path.join(raw, "synset_labels.txt") in log
@@ -75,10 +75,10 @@ def test_tree_given_as_the_ilsvrc_folder_finds_loc_files_beside_it(sample_releas
 
 def test_labels_and_synset_labels_txt_override(sample_release, tmp_path):
     raw, manifest = sample_release
-    shipped = shipped.VAL_LABELS_FILE
+    shipped_file = shipped.VAL_LABELS_FILE
     d = write_tree(str(tmp_path / "kaggle"), kaggle_files(sample_release))
-    log = _convert(d, str(tmp_path / "a"), label_file=shipped)
-    assert "validation labels from %s\n" % shipped in log
+    log = _convert(d, str(tmp_path / "a"), label_file=shipped_file)
+    assert "validation labels from %s\n" % shipped_file in log
     with open(os.path.join(d, "synset_labels.txt"), "w") as f:
         f.write("".join(s + "\n" for s in manifest["val"]))
     log = _convert(d, str(tmp_path / "b"))

@@ -44,9 +44,9 @@ def test_slim_driver_reads_the_kaggle_copy(slim_release, from_tars, tmp_path,
                                            form):
     # the tars were labelled by the shipped file (the driver reads no synset_labels.txt);
     # the Kaggle copy carries the same labels in its own LOC_val_solution.csv
-    shipped = shipped.read_lines(shipped.VAL_LABELS_FILE)[:len(slim_release[1]["val"])]
+    labels = shipped.read_lines(shipped.VAL_LABELS_FILE)[:len(slim_release[1]["val"])]
     files = (_release_files(slim_release[0]) + _annotation_files(slim_release[0])
-             + sorted(loc_files(shipped).items()))
+             + sorted(loc_files(labels).items()))
     d = tmp_path / "kaggle"
     d.mkdir()
     if form == "tree":
