@@ -13,7 +13,7 @@ import io
 import os
 import re
 
-from ilsvrc import kagglezip, shipped
+from ilsvrc import containers, kagglezip, shipped
 from ilsvrc.errors import UserError
 
 SOLUTION = "LOC_val_solution.csv"
@@ -159,6 +159,19 @@ def _from_tree(raw_dir, train_dir):
                     % (SOLUTION, " or ".join(_tree_tops(raw_dir, train_dir))))
 
 
+def _zip_member(archive, offset, csize):
+    """Bytes of one member of the zip (inflated, CRC-checked)."""
+    members = containers.ZipMembers(archive)
+    try:
+        handle = members.open()
+    except OSError as err:
+        raise UserError("cannot open %s: %s" % (archive, err.strerror or err))
+    try:
+        return members.read(handle, offset, csize)
+    finally:
+        members.close(handle)
+
+
 def _from_zip(archive):
     found = {}
     for name, offset, csize in kagglezip.zip_members(archive):
@@ -175,7 +188,7 @@ def _from_zip(archive):
         name, offset, csize = found[base]
         where = "%s:%s" % (archive, name)
         try:
-            texts[base] = (kagglezip.read_member(archive, offset, csize).decode("utf-8"), where)
+            texts[base] = (_zip_member(archive, offset, csize).decode("utf-8"), where)
         except UnicodeDecodeError as err:
             raise UserError("%s is not UTF-8 text (%s)" % (where, err.reason))
     return SolutionLabels(texts[SOLUTION][0], texts[SOLUTION][1],
