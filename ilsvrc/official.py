@@ -3,8 +3,9 @@ writes them: 1024 training + 128 validation shards, 9 features.
 
 Inputs are found under one directory by `discover.find_source` (the release tars, the
 extracted layout, or the Kaggle copy).
-Validation labels: `<dir>/synset_labels.txt` when present, else the shipped 50,000-line
-file.
+Validation labels: `--labels`, else `<dir>/synset_labels.txt` when present, else the
+Kaggle copy's own LOC_val_solution.csv, else the shipped 50,000-line file
+(kaggle_labels.choose).
 """
 
 import os
@@ -13,6 +14,7 @@ from array import array
 
 from ilsvrc import contract, discover, features, index, plan, shipped, tfds_meta
 from ilsvrc import convert as conversion
+from ilsvrc import kaggle_labels
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -27,12 +29,6 @@ LABEL_FILE_NAME = "synset_labels.txt"
 def label_file_for(raw_dir):
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
     return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
-
-
-def read_labels(label_file, allow_custom=False):
-    """The validation label file's synsets, checked against the contract."""
-    return contract.read_synset_file(label_file, "validation label file",
-                                     allow_custom=allow_custom)
 
 
 def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False,
@@ -60,7 +56,7 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
                                               label_lines, label_file)
     except ValueError as err:
         raise UserError(str(err))
-    labels = plan.labels_from_synsets(list(label_lines) + train.group_names)
+    labels = plan.labels_from_synsets([s for s in label_lines if s] + train.group_names)
     note = contract.label_range_note(labels, allow_custom)
     if note and log is not None:
         log.write(note + "\n")
@@ -90,17 +86,18 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
 def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
                 allow_custom=False, index_file=None):
     """The (train, validation) listings under raw_dir (from index_file when it
-    exists, see index.py), and the planner's options (the validation label file:
-    label_file, else the one label_file_for finds; whether synsets outside the 1000
-    are allowed)."""
+    exists, see index.py), and the planner's options (the validation labels:
+    label_file, else what kaggle_labels.choose finds, checked against the contract;
+    whether synsets outside the 1000 are allowed)."""
     found = discover.find_source(raw_dir, source)
-    label_file = label_file or label_file_for(raw_dir)
-    label_lines = read_labels(label_file, allow_custom)
+    labels = kaggle_labels.choose(raw_dir, found, label_file, LABEL_FILE_NAME,
+                                  allow_custom)
     if log:
-        say_reading(raw_dir, found[0], label_file, log)
-    options = dict(label_lines=label_lines, label_file=label_file,
+        say_reading(raw_dir, found[0], labels.path, log)
+    train, val = index.listings_for(found, runner, index_file, log)
+    options = dict(label_lines=labels.lines_for(sorted(val.names)), label_file=labels.path,
                    allow_custom=allow_custom)
-    return index.listings_for(found, runner, index_file, log), options
+    return (train, val), options
 
 
 def say_reading(raw_dir, kind, label_file, log):

@@ -17,7 +17,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import contract, discover, features, index, plan, shipped, tfds_meta, tree
+from ilsvrc import contract, discover, features, index, kaggle_labels, plan, shipped, tfds_meta, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -96,15 +96,15 @@ def load_boxes(path):
 
 # --------------------------------------------------------------------------- sources
 
-def by_synset(flat, label_file, allow_custom=False):
-    """A flat validation listing regrouped under each image's synset (label file)."""
-    label_lines = contract.read_synset_file(label_file, "validation label file",
-                                            allow_custom=allow_custom)
+def by_synset(flat, labels):
+    """A flat validation listing regrouped under each image's synset (`labels`: a
+    kaggle_labels source)."""
     contract.check_numbering(flat.names, contract.listing_where(flat))
     order = sorted(range(len(flat)), key=flat.names.__getitem__)
+    names = [flat.names[i] for i in order]
+    label_lines = [s.strip() for s in labels.lines_for(names)]
     try:
-        synsets = plan.validation_synsets([flat.names[i] for i in order], label_lines,
-                                          label_file)
+        synsets = plan.validation_synsets(names, label_lines, labels.path)
     except ValueError as err:
         raise UserError(str(err))
     grouped = flat.like()
@@ -115,15 +115,19 @@ def by_synset(flat, label_file, allow_custom=False):
 
 
 def source_listings(source_dir, runner, val_label_file=None, allow_custom=False,
-                    index_file=None):
+                    index_file=None, log=None):
     """(train, validation) listings of the images under source_dir, read in place:
     the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source --
-    or from index_file when it exists (index.py).
-    The flat validation set is grouped by synset with the label file."""
+    or from index_file when it exists (index.py).  The flat validation set is grouped
+    by synset with the label file (default: the Kaggle copy's LOC_val_solution.csv,
+    else the shipped file)."""
     found = discover.find_source(source_dir)
+    labels = kaggle_labels.choose(source_dir, found, val_label_file,
+                                  allow_custom=allow_custom)
+    if log:
+        log.write("validation labels from %s\n" % labels.path)
     train, flat_val = index.listings_for(found, runner, index_file)
-    return train, by_synset(flat_val, val_label_file or shipped.VAL_LABELS_FILE,
-                            allow_custom)
+    return train, by_synset(flat_val, labels)
 
 
 def tree_listings(train_dir, val_dir):
@@ -226,7 +230,8 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
               % (sum(map(len, boxes.values())), len(boxes), bbox_file or "(no box file)"))
     if source_dir is not None:
         listings = source_listings(source_dir, runner, val_label_file,
-                                   allow_custom=allow_custom, index_file=index_file)
+                                   allow_custom=allow_custom, index_file=index_file,
+                                   log=log)
     else:
         listings = tree_listings(train_dir, val_dir)
     return listings, dict(synsets=synsets, texts=texts, boxes=boxes,

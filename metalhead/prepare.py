@@ -4,9 +4,12 @@
     python3 metalhead/prepare.py ZIP_OR_DIR --out OUT [--expect-full]
     python3 metalhead/prepare.py --verify-only --out OUT [--expect-full]
 
-Accepts imagenet-object-localization-challenge.zip in either layout (ILSVRC/... inside
-the zip, or imagenet_object_localization_patched2019.tar.gz plus the LOC_* files), the
-inner .tar.gz itself, or a folder holding any of these or an unpacked ILSVRC/ tree.
+Accepts every layout Kaggle has served: imagenet-object-localization-challenge.zip
+holding ILSVRC/... and the LOC_* files (now), the same zip holding
+imagenet_object_localization_patched2019.tar.gz and the LOC_* files (2019), and the 2018
+download, imagenet_object_localization.tar.gz with the LOC_* files beside it in a folder;
+also a .tar.gz given directly (LOC_* files beside it are taken too), or a folder with an
+unpacked ILSVRC/ tree.
 Produces OUT/ILSVRC/Data/CLS-LOC/{train/<synset>/,val/,test/} and OUT/LOC_*.
 
 Members are streamed straight from the archive (the inner .tar.gz is never written to
@@ -25,12 +28,15 @@ import zipfile
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from layout_check import Failure, verify  # noqa: E402
+import class_folders  # noqa: E402
+from layout_check import Failure, read_solution, shipped_lists, verify  # noqa: E402
 from ilsvrc import fsutil  # noqa: E402  (layout_check put the checkout on the path)
 from ilsvrc.errors import report  # noqa: E402
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
-INNER_TAR = "imagenet_object_localization_patched2019.tar.gz"
+INNER_TAR = "imagenet_object_localization_patched2019.tar.gz"   # inside the 2019 zip
+OLD_TAR = "imagenet_object_localization.tar.gz"   # the 2018 download, LOC_* files beside it
+TARS = (INNER_TAR, OLD_TAR)
 TMP_SUFFIX = fsutil.PARTIAL_SUFFIX
 CHUNK = 1 << 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,7 +169,7 @@ def from_zip(path, writer):
                 raise Failure("%s: member '%s' is a symbolic link; refusing to unpack it. "
                               "Download the archive again from Kaggle." % (path, info.filename))
             rel = placement(info.filename, path)
-            if rel.rsplit("/", 1)[-1] == INNER_TAR:
+            if rel.rsplit("/", 1)[-1] in TARS:
                 inner.append(info)
             elif rel:
                 members.append((rel, info))
@@ -224,7 +230,43 @@ def from_tree(src, writer):
             writer.link_or_copy(full, rel)
 
 
+def loc_files_beside(folder, writer):
+    """The LOC_* files next to a .tar.gz (the 2018 download, or an unzipped 2019 zip):
+    linked or copied; a LOC_<name>.zip holding LOC_<name> is unpacked."""
+    for name in sorted(os.listdir(folder)):
+        full = os.path.join(folder, name)
+        if not name.startswith("LOC_") or name.endswith(TMP_SUFFIX) or not os.path.isfile(full):
+            continue
+        if os.path.islink(full):
+            raise Failure("%s is a symbolic link; copy the real file there, then rerun." % full)
+        if name.endswith(".zip") and not os.path.exists(os.path.join(folder, name[:-4])):
+            from_loc_zip(full, name[:-4], writer)
+        elif not name.endswith(".zip"):
+            writer.link_or_copy(full, name)
+
+
+def from_loc_zip(path, want, writer):
+    """LOC_x.csv.zip, as Kaggle serves single files: exactly the member LOC_x.csv."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            if len(members) != 1 or members[0].filename.rsplit("/", 1)[-1] != want:
+                raise Failure("%s should hold just %s; download it again from Kaggle."
+                              % (path, want))
+            writer.put(want, members[0].file_size, lambda: zf.open(members[0]), path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise Failure("%s is not a complete zip archive (%s): download it again from Kaggle, "
+                      "then rerun prepare.py." % (path, e))
+
+
+def from_tar_file(tar_path, writer):
+    loc_files_beside(os.path.dirname(os.path.abspath(tar_path)), writer)
+    with open(tar_path, "rb") as f:
+        from_tar(f, tar_path, writer)
+
+
 def unpack(src, out):
+    """Unpack the archive (any layout Kaggle has served) at src into out."""
     writer = Writer(out)
     real_src, real_out = os.path.realpath(src), os.path.realpath(writer.out)
     if os.path.isdir(src) and real_src != real_out and \
@@ -233,26 +275,22 @@ def unpack(src, out):
                       "copied into itself; choose an --out outside it." % (out, src))
     os.makedirs(writer.out, exist_ok=True)
     if os.path.isdir(src):
+        tars = [os.path.join(src, t) for t in TARS if os.path.isfile(os.path.join(src, t))]
         if os.path.isfile(os.path.join(src, ZIP_NAME)):
             from_zip(os.path.join(src, ZIP_NAME), writer)
-        elif os.path.isfile(os.path.join(src, INNER_TAR)):
-            for name in sorted(os.listdir(src)):
-                if name.startswith("LOC_"):
-                    writer.link_or_copy(os.path.join(src, name), name)
-            tar_path = os.path.join(src, INNER_TAR)
-            with open(tar_path, "rb") as f:
-                from_tar(f, tar_path, writer)
+        elif tars:
+            from_tar_file(tars[0], writer)
         elif os.path.isdir(os.path.join(src, "ILSVRC")):
             if os.path.realpath(src) != os.path.realpath(writer.out):
                 from_tree(src, writer)
         else:
-            raise Failure("%s holds neither %s, %s nor an ILSVRC/ folder: pass the downloaded "
-                          "archive or the folder it is in." % (src, ZIP_NAME, INNER_TAR))
+            raise Failure("%s holds neither %s, %s, %s nor an ILSVRC/ folder: pass the "
+                          "downloaded archive or the folder it is in."
+                          % (src, ZIP_NAME, INNER_TAR, OLD_TAR))
     elif zipfile.is_zipfile(src) or src.endswith(".zip"):
         from_zip(src, writer)
     elif src.endswith((".tar.gz", ".tgz")):
-        with open(src, "rb") as f:
-            from_tar(f, src, writer)
+        from_tar_file(src, writer)
     else:
         raise Failure("%s is not a .zip, a .tar.gz or a folder: pass the archive from "
                       "metalhead/download.sh." % src)
@@ -277,6 +315,10 @@ def main(argv=None):
     parser.add_argument("--expect-full", action="store_true",
                         help="treat anything short of the whole release as an error")
     parser.add_argument("--verify-only", action="store_true", help="check OUT, unpack nothing")
+    parser.add_argument("--class-folders", metavar="DIR",
+                        help="after the check, also make DIR/train/<synset>/ and "
+                        "DIR/val/<synset>/ of links to the images (hard links, symbolic links "
+                        "across file systems; no copies), for folder-per-class readers")
     args = parser.parse_args(argv)
     if not args.verify_only and not args.src:
         parser.error("give ZIP_OR_DIR, or --verify-only to check --out as it is")
@@ -286,7 +328,12 @@ def main(argv=None):
                 raise Failure("%s does not exist: pass the archive from metalhead/download.sh."
                               % args.src)
             unpack(args.src, args.out)
-        return verify(args.out, args.synsets, args.val_labels, args.expect_full)
+        status = verify(args.out, args.synsets, args.val_labels, args.expect_full)
+        if status == 0 and args.class_folders:
+            synsets, _ = shipped_lists(args.synsets, args.val_labels)
+            _, solution = read_solution(os.path.abspath(args.out), set(synsets))
+            class_folders.build(args.out, args.class_folders, synsets, solution)
+        return status
     except Failure as e:
         return report(e, "prepare")
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """The slim driver on the Kaggle copy (tree and zip): same records as from the tars,
-boxes taken from ILSVRC/Annotations/CLS-LOC/train."""
+boxes taken from ILSVRC/Annotations/CLS-LOC/train, validation labels from the copy's
+LOC_val_solution.csv."""
 
 import os
 import shutil
@@ -9,9 +10,9 @@ import zipfile
 import pytest
 
 from conftest import run_cmd
-from test_kaggle_source import _release_files
+from kaggle_copy import loc_files, release_files as _release_files
 
-from ilsvrc import bbox
+from ilsvrc import bbox, shipped
 
 DRIVER = "slim/download_and_convert_imagenet.sh"
 
@@ -41,20 +42,28 @@ def from_tars(slim_release, tmp_path_factory):
 @pytest.mark.parametrize("form", ["tree", "zip"])
 def test_slim_driver_reads_the_kaggle_copy(slim_release, from_tars, tmp_path,
                                            form):
-    files = _release_files(slim_release[0]) + _annotation_files(slim_release[0])
+    # the tars were labelled by the shipped file (the driver reads no synset_labels.txt);
+    # the Kaggle copy carries the same labels in its own LOC_val_solution.csv
+    labels = shipped.read_lines(shipped.VAL_LABELS_FILE)[:len(slim_release[1]["val"])]
+    files = (_release_files(slim_release[0]) + _annotation_files(slim_release[0])
+             + sorted(loc_files(labels).items()))
     d = tmp_path / "kaggle"
     d.mkdir()
     if form == "tree":
-        for name, data in files:
+        for name, payload in files:
             (d / name).parent.mkdir(parents=True, exist_ok=True)
-            (d / name).write_bytes(data)
+            (d / name).write_bytes(payload.encode() if isinstance(payload, str) else payload)
     else:
         with zipfile.ZipFile(d / "imagenet-object-localization-challenge.zip", "w",
                              zipfile.ZIP_DEFLATED) as z:
-            for name, data in files:
-                z.writestr(name, data)
+            for name, payload in files:
+                z.writestr(name, payload)
     r = run_cmd([DRIVER, str(d), "-j", "0"])
     assert r.returncode == 0, r.stderr
+    assert "validation labels from %s" % (
+        d / "LOC_val_solution.csv" if form == "tree"
+        else "%s:LOC_val_solution.csv" % (d / "imagenet-object-localization-challenge.zip")) \
+        in r.stderr
     csv = "raw-data/" + bbox.CSV_NAME
     assert (d / csv).read_bytes() == open(os.path.join(from_tars, csv), "rb").read()
     ours, want = _shards(str(d)), _shards(from_tars)

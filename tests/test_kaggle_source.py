@@ -2,30 +2,15 @@
 
 import io
 import os
-import tarfile
 import zipfile
 
 import pytest
 
-from ilsvrc import official, pool, shipped, tarindex
+from kaggle_copy import release_files as _release_files
+
+from ilsvrc import official, pool, shipped
 
 CLS = "ILSVRC/Data/CLS-LOC"
-
-
-def _release_files(raw):
-    """(kaggle member name, bytes) for every image of the sample release."""
-    out = []
-    with tarfile.open(os.path.join(raw, tarindex.TRAIN_TAR)) as outer:
-        for m in outer.getmembers():
-            syn = m.name[:-4]
-            inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(m).read()))
-            for im in inner.getmembers():
-                out.append(("%s/train/%s/%s" % (CLS, syn, im.name),
-                            inner.extractfile(im).read()))
-    with tarfile.open(os.path.join(raw, tarindex.VAL_TAR)) as val:
-        for m in val.getmembers():
-            out.append(("%s/val/%s" % (CLS, m.name), val.extractfile(m).read()))
-    return out
 
 
 def _convert(raw, out, source="auto"):

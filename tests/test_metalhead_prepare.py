@@ -1,4 +1,6 @@
-"""metalhead/prepare.py on miniature Kaggle archives in both layouts (no network, stdlib only)."""
+"""metalhead/prepare.py on miniature Kaggle archives in all three layouts: the current zip,
+the 2019 zip holding a .tar.gz, the 2018 .tar.gz with LOC_* beside it (no network,
+stdlib only)."""
 import io
 import os
 import random
@@ -106,6 +108,21 @@ def nested_zip(tmp_path, loc=None, tree=None, cut=None):
     return write_zip(str(tmp_path / "nested.zip"), files)
 
 
+def download_2018(tmp_path, loc=None, tree=None, cut=None):
+    """The 2018 download: imagenet_object_localization.tar.gz with the LOC_* files beside
+    it in one folder (no zip)."""
+    d = tmp_path / "kaggle-2018"
+    d.mkdir()
+    inner = tar_gz(tree if tree is not None else tree_files())
+    (d / prepare.OLD_TAR).write_bytes(inner[:cut] if cut else inner)
+    for name, text in (loc if loc is not None else loc_files()).items():
+        (d / name).write_text(text)
+    return str(d)
+
+
+LAYOUTS = {"direct": direct_zip, "nested": nested_zip, "2018": download_2018}
+
+
 def run(*args):
     return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args],
                           capture_output=True, text=True, timeout=120)
@@ -136,9 +153,9 @@ def one_error(r, *needles):
     return last
 
 
-@pytest.mark.parametrize("layout", ["direct", "nested"])
-def test_both_layouts_give_the_metalhead_tree(tmp_path, layout):
-    archive = (direct_zip if layout == "direct" else nested_zip)(tmp_path)
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_every_layout_gives_the_metalhead_tree(tmp_path, layout):
+    archive = LAYOUTS[layout](tmp_path)
     out = tmp_path / "out"
     r = run(archive, "--out", out)
     assert r.returncode == 0, r.stderr
@@ -148,11 +165,12 @@ def test_both_layouts_give_the_metalhead_tree(tmp_path, layout):
     assert "1 train images listed in train_cls.txt (%s/%s_99)" % (SYNSETS[0], SYNSETS[0]) in r.stdout
     assert "997 classes without train images" in r.stdout
     assert "49994 validation labels" in r.stdout
-    assert "consistent but partial" in r.stdout
+    assert "result: partial" in r.stdout
 
 
-def test_rerun_is_idempotent(tmp_path):
-    archive = nested_zip(tmp_path)
+@pytest.mark.parametrize("layout", ["nested", "2018"])
+def test_rerun_is_idempotent(tmp_path, layout):
+    archive = LAYOUTS[layout](tmp_path)
     out = tmp_path / "out"
     assert run(archive, "--out", out).returncode == 0
     stamps = {p: os.stat(os.path.join(out, p)).st_mtime_ns for p in tree_of(out)}
@@ -162,8 +180,9 @@ def test_rerun_is_idempotent(tmp_path):
     assert {p: os.stat(os.path.join(out, p)).st_mtime_ns for p in tree_of(out)} == stamps
 
 
-def test_rerun_after_interruption_completes(tmp_path, monkeypatch, capsys):
-    archive = nested_zip(tmp_path)
+@pytest.mark.parametrize("layout", ["nested", "2018"])
+def test_rerun_after_interruption_completes(tmp_path, monkeypatch, capsys, layout):
+    archive = LAYOUTS[layout](tmp_path)
     out = tmp_path / "out"
     real_put, calls = prepare.Writer.put, []
 
@@ -309,8 +328,9 @@ def test_expect_full_rejects_a_partial_tree(tmp_path):
               "train_cls.txt")
 
 
-def test_complete_tree_passes_expect_full(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "out"
+def full_tree(out, monkeypatch):
+    """A complete release in miniature: one image per class, all 50,000 validation
+    images (empty files), one test image."""
     for rel, data in loc_files(val_numbers=range(1, 50001)).items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(data)
@@ -325,8 +345,13 @@ def test_complete_tree_passes_expect_full(tmp_path, monkeypatch, capsys):
     # The real release has 1,281,167 / 100,000; scale the targets to this tree.
     monkeypatch.setitem(layout_check.FULL, "train", 1000)
     monkeypatch.setitem(layout_check.FULL, "test", 1)
+
+
+def test_complete_tree_passes_expect_full(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    full_tree(out, monkeypatch)
     assert prepare.main(["--verify-only", "--out", str(out), "--expect-full"]) == 0
-    assert "result: complete ImageNet for Metalhead" in capsys.readouterr().out
+    assert "result: full: the complete ILSVRC2012 release" in capsys.readouterr().out
     (out / CLS / "val" / "stray.txt").write_text("x")
     assert prepare.main(["--verify-only", "--out", str(out), "--expect-full"]) == 1
     assert "extra files present" in capsys.readouterr().err

@@ -25,7 +25,8 @@ def parse(argv):
         "TF official ResNet (tensorflow/tpu imagenet_to_gcs.py format), reading the tars "
         "in place.",
         epilog="Validation labels come from DIR/synset_labels.txt when present, else from "
-        "the shipped 50,000-line file. Rerunning the same command after an interruption "
+        "the Kaggle copy's LOC_val_solution.csv, else from the shipped 50,000-line file. "
+        "Rerunning the same command after an interruption "
         "resumes: finished shards are kept.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar "
                    "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
@@ -40,7 +41,8 @@ def parse(argv):
                    "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place "
                    "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
-                   "DIR/synset_labels.txt, else the shipped one)")
+                   "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
+                   "the shipped one)")
     options.add_task_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")

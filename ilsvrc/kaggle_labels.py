@@ -1,0 +1,212 @@
+"""Which file labels the validation images: an explicit label file, the source's own
+LOC_val_solution.csv (checked against its LOC_synset_mapping.txt) when the source is
+the Kaggle copy, else the shipped 50,000-line file.
+
+`choose(raw_dir, found, explicit, local_name)` returns a label source with `.path`
+(what the log line names) and `.lines_for(sorted_names)`, the label lines in the form
+`plan.validation_synsets` takes (line k for image number k, or one line per image in
+sorted name order).
+"""
+
+import csv
+import io
+import os
+import re
+
+from ilsvrc import containers, contract, kagglezip, shipped
+from ilsvrc.errors import UserError
+
+SOLUTION = "LOC_val_solution.csv"
+MAPPING = "LOC_synset_mapping.txt"
+HEADER = ["ImageId", "PredictionString"]
+VAL_ID = re.compile(r"ILSVRC2012_val_(\d{8})")
+
+
+def check_synset(synset, where):
+    """Raise UserError unless `synset` is written like an ILSVRC synset (n + 8 digits)."""
+    if not contract.is_synset(synset):
+        raise UserError("%s: %r is not a synset (expected n followed by 8 digits). "
+                        "Use the file from the Kaggle archive." % (where, synset))
+
+
+class FileLabels:
+    """A label file with one synset per line (synset_labels.txt, the shipped file)."""
+
+    def __init__(self, path, allow_custom=False):
+        self.path = path
+        self.lines = contract.read_synset_file(path, "validation label file",
+                                               allow_custom=allow_custom)
+
+    def lines_for(self, names):
+        return self.lines
+
+
+def parse_mapping(text, where):
+    """Synsets of LOC_synset_mapping.txt text ('nXXXXXXXX words' per line), in order."""
+    synsets, seen = [], {}
+    for k, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        synset = line.split()[0]
+        check_synset(synset, "%s line %d" % (where, k))
+        if synset in seen:
+            raise UserError("%s line %d repeats %s (first on line %d). Use the file from "
+                            "the Kaggle archive." % (where, k, synset, seen[synset]))
+        seen[synset] = k
+        synsets.append(synset)
+    if not synsets:
+        raise UserError("%s lists no synsets. Use the file from the Kaggle archive." % where)
+    return synsets
+
+
+def parse_solution(text, where, known):
+    """{ImageId: synset} of LOC_val_solution.csv text: the synset is the first token of
+    PredictionString; rows may come in any order.  `known` is the set of synsets of
+    LOC_synset_mapping.txt (`mapping_where` names it in errors)."""
+    rows, first = {}, {}
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header != HEADER:
+        raise UserError("%s: the first line should be 'ImageId,PredictionString', not %r. "
+                        "Use the file from the Kaggle archive."
+                        % (where, ",".join(header or [])))
+    for row in reader:
+        k = reader.line_num
+        if not row:
+            continue
+        tokens = row[1].split() if len(row) == 2 else []
+        if not tokens or not row[0]:
+            raise UserError("%s line %d: expected 'ImageId,<synset> <box> ...', got %r. "
+                            "Use the file from the Kaggle archive." % (where, k, ",".join(row)))
+        image, synset = row[0], tokens[0]
+        if image in rows:
+            raise UserError("%s line %d names %s again (first on line %d); each image "
+                            "needs exactly one row. Use the file from the Kaggle archive."
+                            % (where, k, image, first[image]))
+        check_synset(synset, "%s line %d" % (where, k))
+        if synset not in known.synsets:
+            raise UserError("%s line %d labels %s as %s, which %s does not list. Use the "
+                            "files from one Kaggle archive." % (where, k, image, synset,
+                                                                known.where))
+        rows[image], first[image] = synset, k
+    return rows
+
+
+class Known:
+    def __init__(self, synsets, where):
+        self.synsets, self.where = set(synsets), where
+
+
+class SolutionLabels:
+    """The Kaggle copy's LOC_val_solution.csv, checked against LOC_synset_mapping.txt."""
+
+    def __init__(self, solution_text, solution_where, mapping_text, mapping_where):
+        self.path = solution_where
+        known = Known(parse_mapping(mapping_text, mapping_where), mapping_where)
+        self.rows = parse_solution(solution_text, solution_where, known)
+
+    def lines_for(self, names):
+        """Label lines for the validation images `names` (sorted), each of which must
+        have a row."""
+        ids = [n[:-len(".JPEG")] if n.endswith(".JPEG") else n for n in names]
+        for name, image in zip(names, ids):
+            if image not in self.rows:
+                raise UserError("%s has no row for the validation image %s. Use the "
+                                "complete file from the Kaggle archive, or give a label "
+                                "file explicitly." % (self.path, name))
+        numbers = [VAL_ID.fullmatch(i) for i in self.rows]
+        if all(numbers) and all(VAL_ID.fullmatch(i) for i in ids):
+            lines = [""] * max(int(m.group(1)) for m in numbers)
+            for m, synset in zip(numbers, self.rows.values()):
+                lines[int(m.group(1)) - 1] = synset
+            return lines      # "" where a number has no row; no present image has one
+        return [self.rows[i] for i in ids]
+
+
+def _read_text(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8")
+    except OSError as err:
+        raise UserError("cannot read %s %s: %s" % (what, path, err.strerror or err))
+    except UnicodeDecodeError as err:
+        raise UserError("%s %s is not UTF-8 text (%s)" % (what, path, err.reason))
+
+
+def _tree_tops(raw_dir, train_dir):
+    """Folders that may hold the LOC_* files of a Kaggle tree: raw_dir and the folder
+    holding ILSVRC/ (train_dir is <top>/ILSVRC/Data/CLS-LOC/train)."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(train_dir)))))
+    return [raw_dir] + ([top] if os.path.abspath(top) != os.path.abspath(raw_dir) else [])
+
+
+def _from_tree(raw_dir, train_dir):
+    for top in _tree_tops(raw_dir, train_dir):
+        solution = os.path.join(top, SOLUTION)
+        if os.path.isfile(solution):
+            mapping = os.path.join(top, MAPPING)
+            if not os.path.isfile(mapping):
+                raise UserError("missing %s next to %s: it comes with the Kaggle archive "
+                                "(metalhead/prepare.py puts both there)." % (mapping, solution))
+            return SolutionLabels(_read_text(solution, "label file"), solution,
+                                  _read_text(mapping, "synset mapping"), mapping)
+    raise UserError("no %s in %s: the Kaggle copy's validation labels are in that file "
+                    "(metalhead/prepare.py puts it there); copy it from the Kaggle archive, "
+                    "or give a label file explicitly."
+                    % (SOLUTION, " or ".join(_tree_tops(raw_dir, train_dir))))
+
+
+def _zip_member(archive, offset, csize):
+    """Bytes of one member of the zip (inflated, CRC-checked)."""
+    members = containers.ZipMembers(archive)
+    try:
+        handle = members.open()
+    except OSError as err:
+        raise UserError("cannot open %s: %s" % (archive, err.strerror or err))
+    try:
+        return members.read(handle, offset, csize)
+    finally:
+        members.close(handle)
+
+
+def _from_zip(archive):
+    found = {}
+    for name, offset, csize in kagglezip.zip_members(archive):
+        base = name.rsplit("/", 1)[-1]
+        if base in (SOLUTION, MAPPING) and (base not in found
+                                            or name.count("/") < found[base][0].count("/")):
+            found[base] = (name, offset, csize)
+    texts = {}
+    for base in (SOLUTION, MAPPING):
+        if base not in found:
+            raise UserError("%s holds no %s: it is not the complete Kaggle archive; "
+                            "download it again, or give a label file explicitly."
+                            % (archive, base))
+        name, offset, csize = found[base]
+        where = "%s:%s" % (archive, name)
+        try:
+            texts[base] = (_zip_member(archive, offset, csize).decode("utf-8"), where)
+        except UnicodeDecodeError as err:
+            raise UserError("%s is not UTF-8 text (%s)" % (where, err.reason))
+    return SolutionLabels(texts[SOLUTION][0], texts[SOLUTION][1],
+                          texts[MAPPING][0], texts[MAPPING][1])
+
+
+def choose(raw_dir, found, explicit=None, local_name=None, allow_custom=False):
+    """The validation label source for the source `found` (discover.find_source) under
+    raw_dir: `explicit` when given, else raw_dir/`local_name` when it exists, else the
+    Kaggle copy's LOC_val_solution.csv for a Kaggle tree or zip, else the shipped file."""
+    if explicit:
+        return FileLabels(explicit, allow_custom)
+    if local_name and os.path.isfile(os.path.join(raw_dir, local_name)):
+        return FileLabels(os.path.join(raw_dir, local_name), allow_custom)
+    if found[0] == "kaggle":
+        labels = _from_tree(raw_dir, found[1])
+    elif found[0] == "zip":
+        labels = _from_zip(found[1])
+    else:
+        return FileLabels(shipped.VAL_LABELS_FILE, allow_custom)
+    for image, synset in labels.rows.items():
+        contract.check_known(synset, "%s (row of %s)" % (labels.path, image), allow_custom)
+    return labels
