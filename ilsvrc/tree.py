@@ -11,15 +11,18 @@ from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
 
 
+def _entries(directory):
+    try:
+        return list(os.scandir(directory))
+    except OSError as err:
+        raise UserError("cannot list %s: %s" % (directory, err.strerror))
+
+
 def _jpegs_in(directory):
     """Names in `directory` matching *.JPEG (dot-files included, like tf glob).
     Sub-folders and other image-like files are refused (they would be left out)."""
-    try:
-        entries = list(os.scandir(directory))
-    except OSError as err:
-        raise UserError("cannot list %s: %s" % (directory, err.strerror))
     names = []
-    for e in entries:
+    for e in _entries(directory):
         if e.is_dir():
             raise UserError("%s/ is a sub-folder where only *.JPEG images belong; its "
                             "images would be left out. Move them up (or remove it), then "
@@ -37,12 +40,8 @@ def list_tree_train(train_dir):
     """`train/*/*.JPEG`: one level of class directories, any name."""
     listing = Listing("train")
     listing.root = train_dir
-    try:
-        entries = list(os.scandir(train_dir))
-    except OSError as err:
-        raise UserError("cannot list %s: %s" % (train_dir, err.strerror))
     subdirs = []
-    for e in entries:
+    for e in _entries(train_dir):
         if e.is_dir():
             contract.check_class_name(e.name, os.path.join(train_dir, e.name) + "/")
             subdirs.append(e.name)

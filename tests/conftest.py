@@ -67,6 +67,26 @@ def shard_records(path):
     from ilsvrc import features, tfrecord
     return [features.decode(r) for r in tfrecord.read_records(path)]
 
+def kill_after_shards(cmd, directory, count, env):
+    """Run `cmd` (cwd REPO) until `directory` holds `count` finished files, then kill
+    its whole process group with SIGKILL, as a preemption would."""
+    import signal
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_shards(proc, directory, count)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def generated_release(tmp_path_factory, name, **shape):
+    """A sample release (ilsvrc.testing.sample.generate) in a fresh temporary folder."""
+    d = str(tmp_path_factory.mktemp(name))
+    sample.generate(d, **shape)
+    return d
+
+
 def wait_for_shards(proc, directory, count, timeout=120):
     """Wait until `directory` holds `count` finished files (names not starting with
     '.') while `proc` is still running; fail if it ends first."""

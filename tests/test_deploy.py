@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
-from ilsvrc.testing import sample
+from conftest import REPO, generated_release
 from test_tasks import ENV, _shards, owned_names
 
 DEPLOY = os.path.join(REPO, "deploy")
@@ -17,9 +16,8 @@ DEPLOY = os.path.join(REPO, "deploy")
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("deploy-release"))
-    sample.generate(d, classes=5, per_class=8, val=10, seed=9)
-    return d
+    return generated_release(tmp_path_factory, "deploy-release", classes=5, per_class=8,
+                             val=10, seed=9)
 
 
 def _yaml_body(path):

@@ -52,12 +52,18 @@ def test_round_trip_of_every_column_kind(tmp_path):
     assert _columns(got[1])[:7] == _columns(b)[:7]
 
 
+def _indexed(directory, tmp_path, runner):
+    """(found, index path) of the source in `directory`, its index just written."""
+    found = discover.find_source(directory)
+    path = str(tmp_path / "src.index")
+    index.write_for(found, runner, path)
+    return found, path
+
+
 def test_a_changed_tar_is_detected(release_copy, tmp_path):
     d, _ = release_copy
-    found = discover.find_source(d)
-    path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
-        index.write_for(found, runner, path)
+        found, path = _indexed(d, tmp_path, runner)
         tar = os.path.join(d, tarindex.VAL_TAR)
         st = os.stat(tar)
         os.utime(tar, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
@@ -74,10 +80,8 @@ def test_a_changed_tar_is_detected(release_copy, tmp_path):
 
 def test_an_index_of_another_source_kind_is_refused(release_copy, tmp_path):
     d, _ = release_copy
-    found = discover.find_source(d)
-    path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
-        index.write_for(found, runner, path)
+        found, path = _indexed(d, tmp_path, runner)
         os.makedirs(os.path.join(d, "train"))
         os.makedirs(os.path.join(d, "validation"))
         with pytest.raises(index.StaleIndex, match="another source"):
@@ -86,10 +90,8 @@ def test_an_index_of_another_source_kind_is_refused(release_copy, tmp_path):
 
 def test_damaged_and_foreign_files(release_copy, tmp_path):
     d, _ = release_copy
-    found = discover.find_source(d)
-    path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
-        index.write_for(found, runner, path)
+        found, path = _indexed(d, tmp_path, runner)
         data = open(path, "rb").read()
         open(path, "wb").write(data[:-3])
         with pytest.raises(index.BadIndex, match="damaged"):
@@ -116,10 +118,8 @@ def test_tree_index_notices_a_new_file(tmp_path):
         os.makedirs(root / sub)
     open(root / "train/n01440764/a.JPEG", "wb").close()
     open(root / "validation/ILSVRC2012_val_00000001.JPEG", "wb").close()
-    found = discover.find_source(str(root))
-    path = str(tmp_path / "t.index")
     with pool.Pool(0) as runner:
-        index.write_for(found, runner, path)
+        found, path = _indexed(str(root), tmp_path, runner)
         assert len(index.listings_for(found, runner, path)[0]) == 1
         open(root / "train/n01440764/b.JPEG", "wb").close()
         os.utime(root / "train/n01440764", ns=(0, 10 ** 9))

@@ -3,23 +3,19 @@
 import io
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO, run_cmd, wait_for_shards
+from conftest import REPO, generated_release, kill_after_shards, run_cmd
 from ilsvrc import fsutil, official, pool, write
-from ilsvrc.testing import sample
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("resume-release"))
-    sample.generate(d, classes=8, per_class=40, val=40, seed=4)
-    return d
+    return generated_release(tmp_path_factory, "resume-release", classes=8, per_class=40,
+                             val=40, seed=4)
 
 
 def _shards(out):
@@ -51,14 +47,8 @@ def _cmd(release, out):
 
 def test_kill_9_then_rerun_finishes_only_the_rest(release, clean_run, tmp_path):
     out = str(tmp_path / "out")
-    env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen(_cmd(release, out), cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_shards(proc, os.path.join(out, "train"), 20)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_after_shards(_cmd(release, out), os.path.join(out, "train"), 20,
+                      dict(os.environ, PYTHONPATH=REPO))
     killed = _shards(out)
     assert 20 <= len(killed) < len(clean_run)
     for name, data in killed.items():         # finished shards are already final

@@ -3,13 +3,12 @@ concurrent processes (three tasks at once, kill -9 and rerun, a second run refus
 another plan refused)."""
 
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, wait_for_shards
+from conftest import REPO, kill_after_shards, wait_for_shards
 from test_resume import _shards, clean_run, release  # noqa: F401  (fixtures)
 from ilsvrc import discover, lock, official, plan, pool, resume, shipped, tasks, write
 from ilsvrc.errors import UsageError
@@ -260,13 +259,7 @@ def test_killed_task_rerun_writes_only_its_missing_shards(release, clean_run, tm
     out = str(tmp_path / "out")
     mine = owned_names(release, 1, 3)
     cmd = _build(release, out, "--task-index", "1", "--task-count", "3")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_shards(proc, os.path.join(out, "train"), 5)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_after_shards(cmd, os.path.join(out, "train"), 5, ENV)
     killed = _shards(out)
     assert 5 <= len(killed) < len(mine) and set(killed) <= mine
     r = run_cmd(cmd)
