@@ -48,6 +48,20 @@ def partial_file(path, mode="wb", **open_args):
         raise
 
 
+def discard_partials(path):
+    """Remove every partial file of `path` left by any earlier run (for writers that
+    never share their output directory with a live run, e.g. metalhead/prepare.py)."""
+    d, name = os.path.split(path)
+    prefix = "." + name + "."
+    try:
+        entries = os.listdir(d or ".")
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.startswith(prefix) and entry.endswith(PARTIAL_SUFFIX):
+            discard(os.path.join(d, entry))
+
+
 def strip_dot_slash(name):
     """An archive member name without its leading './' (tar's relative prefix)."""
     while name.startswith("./"):

@@ -90,18 +90,23 @@ def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
     label_file, else what kaggle_labels.choose finds, checked against the contract;
     whether synsets outside the 1000 are allowed)."""
     found = discover.find_source(raw_dir, source)
+    if log:
+        log.write(READING % (raw_dir, found[0]))
+    train, val = index.listings_for(found, runner, index_file, log)
     labels = kaggle_labels.choose(raw_dir, found, label_file, LABEL_FILE_NAME,
                                   allow_custom)
     if log:
-        say_reading(raw_dir, found[0], labels.path, log)
-    train, val = index.listings_for(found, runner, index_file, log)
+        log.write(LABELS_FROM % labels.path)
     options = dict(label_lines=labels.lines_for(sorted(val.names)), label_file=labels.path,
                    allow_custom=allow_custom)
     return (train, val), options
 
 
+READING, LABELS_FROM = "reading %s (%s)\n", "validation labels from %s\n"
+
+
 def say_reading(raw_dir, kind, label_file, log):
-    log.write("reading %s (%s); validation labels from %s\n" % (raw_dir, kind, label_file))
+    log.write(READING % (raw_dir, kind) + LABELS_FROM % label_file)
 
 
 def plan_listings(listings, out_dir, log=None, label_lines=(), label_file="",

@@ -50,11 +50,6 @@ def check_record(feats, schema, label_range):
     return problems
 
 
-def verify_shard(job):
-    """Worker: (path, schema, label_range, expected or None) -> number of records."""
-    return verify_shard_labels(job)[0]
-
-
 def note_label(pairs, feats):
     synset = feats.get("image/class/synset", (None, [b""]))[1]
     label = feats["image/class/label"][1][0]
@@ -63,8 +58,9 @@ def note_label(pairs, feats):
 
 
 def verify_shard_labels(job):
-    """verify_shard, also returning {synset: {labels}} of the shard's records (for
-    the contract's one-synset-one-label check across shards and splits)."""
+    """Worker: (path, schema, label_range, expected or None) -> (number of records,
+    {synset: {labels}} of the shard's records, for the contract's
+    one-synset-one-label check across shards and splits)."""
     path, schema, label_range, expected = job
     n = 0
     pairs = {}

@@ -91,6 +91,7 @@ class Writer:
             return None
         folder, base = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
+        fsutil.discard_partials(path)   # what an interrupted earlier run left
         return path, fsutil.partial_path(path)
 
     def put(self, rel, size, open_member, archive):

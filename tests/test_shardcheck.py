@@ -38,12 +38,12 @@ def _convert(raw, out, workers=0, **kw):
 
 def _count_reverifies(monkeypatch):
     calls = []
-    real = verify.verify_shard
+    real = verify.verify_shard_labels
 
     def counting(job):
         calls.append(job[0])
         return real(job)
-    monkeypatch.setattr(verify, "verify_shard", counting)
+    monkeypatch.setattr(verify, "verify_shard_labels", counting)
     return calls
 
 
@@ -57,8 +57,8 @@ def test_fresh_run_checks_in_the_worker_and_rereads_nothing(release, tmp_path,
     assert line == ["verified: 48 train and 12 validation records, every image once "
                     "with its label (each shard read back by the worker that wrote it, "
                     "before it was kept: framing, CRC32C, Example, every feature and "
-                    "the image bytes against the plan; ./verify.sh re-reads them all "
-                    "from disk)"]
+                    "the image bytes against the plan; labels against the ILSVRC2012 "
+                    "contract; ./verify.sh re-reads them all from disk)"]
 
 
 def test_no_verify_checks_nothing(release, tmp_path):
