@@ -13,7 +13,8 @@ def _fmt_time(seconds):
 
 
 class Progress:
-    """Rate and ETA on stderr: a line every `every` seconds (overwritten on a tty)."""
+    """Rate and ETA on stderr: a line every `every` seconds (overwritten on a tty).
+    `total` None: the count is open-ended (no ETA)."""
 
     def __init__(self, total, label, stream=None, unit="images"):
         self.total, self.label, self.unit = total, label, unit
@@ -32,10 +33,14 @@ class Progress:
         self.last = now
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate > 0 else 0
-        line = "%s: %d/%d %s  %.0f %s/s  %.1f MB/s  elapsed %s  ETA %s" % (
-            self.label, self.done, self.total, self.unit, rate, self.unit,
-            self.nbytes / elapsed / 1e6, _fmt_time(elapsed), _fmt_time(left))
+        if self.total is None:            # a stream of unknown length: no ETA
+            count, eta = "%d" % self.done, ""
+        else:
+            left = (self.total - self.done) / rate if rate > 0 else 0
+            count, eta = "%d/%d" % (self.done, self.total), "  ETA " + _fmt_time(left)
+        line = "%s: %s %s  %.0f %s/s  %.1f MB/s  elapsed %s%s" % (
+            self.label, count, self.unit, rate, self.unit,
+            self.nbytes / elapsed / 1e6, _fmt_time(elapsed), eta)
         if self.tty:
             self.stream.write("\r" + line + ("\n" if force else ""))
         else:

@@ -23,7 +23,6 @@ import os
 import stat
 import sys
 import tarfile
-import time
 import zipfile
 import zlib
 
@@ -32,6 +31,7 @@ import class_folders  # noqa: E402
 from layout_check import Failure, read_solution, shipped_lists, verify  # noqa: E402
 from ilsvrc import fsutil  # noqa: E402  (layout_check put the checkout on the path)
 from ilsvrc.errors import report  # noqa: E402
+from ilsvrc.progress import Progress  # noqa: E402
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 INNER_TAR = "imagenet_object_localization_patched2019.tar.gz"   # inside the 2019 zip
@@ -65,7 +65,7 @@ class Writer:
     def __init__(self, out):
         self.out = os.path.abspath(out)
         self.written = self.skipped = 0
-        self.last_report = time.time()
+        self.progress = Progress(None, "prepare", unit="files")
 
     def target(self, rel):
         path = os.path.join(self.out, *rel.split("/"))
@@ -142,11 +142,8 @@ class Writer:
         self._progress(rel)
 
     def _progress(self, rel):
-        now = time.time()
-        if now - self.last_report >= 10:
-            self.last_report = now
-            print("prepare: %d files written, %d already there (at %s)"
-                  % (self.written, self.skipped, rel), file=sys.stderr, flush=True)
+        size = os.path.getsize(self.target(rel))
+        self.progress.update(1, size)
 
 
 def damaged(archive, rel, why):
