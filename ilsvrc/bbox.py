@@ -126,7 +126,13 @@ def _read_file(path):
 def _from_archive(path):
     seen = set()
     try:
-        with tarfile.open(path, "r|*") as tar:
+        if path.startswith("gs://"):   # streamed from the bucket, 8 MB a request
+            from ilsvrc import storage
+            tar = tarfile.open(fileobj=storage.RemoteFile(path, block=8 << 20),
+                               mode="r|*")
+        else:
+            tar = tarfile.open(path, "r|*")
+        with tar:
             for info in tar:
                 name = info.name
                 while name.startswith("./"):
@@ -171,7 +177,7 @@ def annotations(source):
         return _from_dir(source)
     if source.endswith(".zip") and os.path.isfile(source):
         return _from_zip(source)
-    if os.path.isfile(source):
+    if os.path.isfile(source) or source.startswith("gs://"):   # a bucket: streamed
         return _from_archive(source)
     raise UserError("%s does not exist: give the annotation directory (<synset>/*.xml) "
                     "or the archive %s" % (source, ARCHIVE))

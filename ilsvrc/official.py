@@ -12,7 +12,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped
+from ilsvrc import discover, features, plan, shipped, storage
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -25,6 +25,9 @@ SCHEMA = {
 }
 LABEL_FILE_NAME = "synset_labels.txt"
 def label_file_for(raw_dir):
+    if storage.is_remote(raw_dir):   # copied next to the index when the bucket has one
+        return storage.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME)) or \
+            shipped.VAL_LABELS_FILE
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
     return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
 
@@ -66,10 +69,13 @@ def make_splits(train, val, label_lines, label_file, out_dir):
         return plan.PlannedImage(*val.locate(i), val.names[i],
                                  class_features(val_synsets[j]))
 
+    def where(sub):   # a bucket gets upstream's flat layout (A12): prefix/train-...
+        return out_dir if storage.is_remote(out_dir) else os.path.join(out_dir, sub)
+
     return [
-        plan.Split("train", os.path.join(out_dir, "train"),
+        plan.Split("train", where("train"),
                    plan.ceil_shards(len(train), TRAIN_SHARDS), train_item, len(train)),
-        plan.Split("validation", os.path.join(out_dir, "validation"),
+        plan.Split("validation", where("validation"),
                    plan.ceil_shards(len(val), VAL_SHARDS), val_item, len(val)),
     ], len(labels)
 

@@ -17,7 +17,7 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, features, plan, shipped, tree
+from ilsvrc import discover, features, plan, shipped, storage, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -244,7 +244,9 @@ def make_splits(out_dir, runner, log=sys.stderr, **where):
 def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, **where):
     """The whole slim conversion; returns (splits, stats).  `where` and the layout
     options are those of read_source."""
-    if not os.path.isdir(out_dir):
+    if storage.is_remote(out_dir):
+        storage.check_bucket(out_dir, "writing to")
+    elif not os.path.isdir(out_dir):
         raise UserError("output directory %s does not exist; create it first (the slim "
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)

@@ -52,25 +52,31 @@ class CorruptRecord(ValueError):
 def read_records(path, check_crc=True):
     """Yield payloads of the records in `path`; CorruptRecord on bad framing or CRC."""
     with open(path, "rb") as f:
-        index = 0
-        while True:
-            head = f.read(12)
-            if not head:
-                return
-            if len(head) < 12:
-                raise CorruptRecord("record %d: file ends inside a record header" % index)
-            length_bytes, length_crc = head[:8], struct.unpack("<I", head[8:])[0]
-            if check_crc and masked_crc(length_bytes) != length_crc:
-                raise CorruptRecord("record %d: length CRC mismatch" % index)
-            (length,) = struct.unpack("<Q", length_bytes)
-            payload = f.read(length)
-            tail = f.read(4)
-            if len(payload) < length or len(tail) < 4:
-                raise CorruptRecord("record %d: file ends inside the record" % index)
-            if check_crc and masked_crc(payload) != struct.unpack("<I", tail)[0]:
-                raise CorruptRecord("record %d: data CRC mismatch" % index)
-            yield payload
-            index += 1
+        yield from read_stream(f, check_crc)
+
+
+def read_stream(f, check_crc=True, masked=masked_crc):
+    """read_records over an open binary file; `masked` computes the masked CRC (the
+    pure-Python reference by default; storage passes google-crc32c's)."""
+    index = 0
+    while True:
+        head = f.read(12)
+        if not head:
+            return
+        if len(head) < 12:
+            raise CorruptRecord("record %d: file ends inside a record header" % index)
+        length_bytes, length_crc = head[:8], struct.unpack("<I", head[8:])[0]
+        if check_crc and masked(length_bytes) != length_crc:
+            raise CorruptRecord("record %d: length CRC mismatch" % index)
+        (length,) = struct.unpack("<Q", length_bytes)
+        payload = f.read(length)
+        tail = f.read(4)
+        if len(payload) < length or len(tail) < 4:
+            raise CorruptRecord("record %d: file ends inside the record" % index)
+        if check_crc and masked(payload) != struct.unpack("<I", tail)[0]:
+            raise CorruptRecord("record %d: data CRC mismatch" % index)
+        yield payload
+        index += 1
 
 
 class PyRecordWriter:

@@ -10,12 +10,15 @@ input is in the output exactly once with its label.
 
 import os
 
-from ilsvrc import features, tfrecord
+from ilsvrc import features, storage, tfrecord
 from ilsvrc.errors import UserError
 
 
 
 def _records(path):
+    if storage.is_remote(path):
+        yield from storage.read_records(path)
+        return
     try:
         from ilsvrc.tfimport import tensorflow
         tf = tensorflow()

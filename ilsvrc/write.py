@@ -16,7 +16,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, features, image, resume, tfrecord
+from ilsvrc import containers, features, image, resume, storage, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
@@ -43,23 +43,21 @@ def _disk_error(path, err):
 def write_shard(job):
     """Worker: write one shard.  Returns (records, bytes read, bytes written).
 
-    job = (path, items, check).  The shard is left complete and closed as
-    `.NAME.partial`; a `Finisher` in the main process flushes and renames it.
+    job = (path, items, check[, plan]).  The shard is left complete and closed as
+    `.NAME.partial`; a `Finisher` in the main process flushes and renames it.  A gs://
+    path (job carries the plan fingerprint) is uploaded by this worker when complete.
     """
-    path, items, check = job
-    tmp = partial_path(path)
+    path, items, check = job[:3]
+    remote = storage.is_remote(path)
+    tmp = path if remote else partial_path(path)
     nread = 0
     try:
-        writer = tfrecord.open_writer(tmp)
+        writer = storage.ShardWriter(path, job[3]) if remote else tfrecord.open_writer(tmp)
     except Exception as err:
         raise _disk_error(tmp, err)
     reader = containers.Reader()
     try:
-        for item in items:
-            try:
-                data = reader.read(item.container, item.offset, item.size)
-            except OSError as err:
-                raise UserError("cannot read %s: %s" % (item.where, err.strerror or err))
+        for item, data in zip(items, _reads(items, reader)):
             nread += len(data)
             encoded, height, width = image.prepare(data, item.relpath, check, item.where)
             feats = features.common_features(encoded, height, width,
@@ -67,18 +65,36 @@ def write_shard(job):
             feats.update(item.features)
             writer.write(features.encode(feats))
         reader.close()
-        writer.close()
+        nwritten = writer.close()
     except UserError:
         reader.close()
-        discard(tmp)
+        _discard(tmp, writer)
         raise
     except Exception as err:  # OSError, or TensorFlow's errors for a failed write
         reader.close()
-        discard(tmp)
+        _discard(tmp, writer)
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return len(items), nread, os.path.getsize(tmp)
+    return len(items), nread, nwritten if remote else os.path.getsize(tmp)
+
+
+def _reads(items, reader):
+    """Image bytes of `items` in order; reads from a bucket are kept in flight."""
+    def one(item):
+        try:
+            return reader.read(item.container, item.offset, item.size)
+        except OSError as err:
+            raise UserError("cannot read %s: %s" % (item.where, err.strerror or err))
+    return storage.read_ahead(items, one)
+
+
+def _discard(path, writer):
+    if storage.is_remote(path):   # nothing was uploaded: drop the buffer
+        if writer is not None and hasattr(writer, "abort"):
+            writer.abort()
+    else:
+        discard(path)
 
 
 class Finisher:
@@ -111,6 +127,8 @@ class Finisher:
     def add(self, path):
         if self.error is not None:
             raise self.error
+        if storage.is_remote(path):   # uploaded complete by its worker
+            return
         self._io.submit(self._finish, path)
 
     def close(self, check=True):
@@ -127,8 +145,13 @@ def write_splits(splits, runner, check="header", label="writing"):
         raise UserError("unknown image check '%s' (use one of: %s)"
                         % (check, ", ".join(image.CHECKS)))
     todo = []
+    plans = {}
     for split in splits:
-        done = resume.prepare_dir(split, resume.fingerprint(split, check))
+        plans[split.prefix] = fingerprint = resume.fingerprint(split, check)
+        if storage.is_remote(split.out_dir):   # the bucket records what is done
+            done = storage.remote_done(split, fingerprint)
+        else:
+            done = resume.prepare_dir(split, fingerprint)
         todo.extend((split, k) for k in range(split.num_shards) if k not in done)
     total = sum(split.ranges[k][1] - split.ranges[k][0] for split, k in todo)
     skipped = sum(s.num_shards for s in splits) - len(todo)
@@ -136,7 +159,9 @@ def write_splits(splits, runner, check="header", label="writing"):
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, skipped, len(todo)))
     progress = Progress(total, label)
-    jobs = ((split.path(k), split.shard_items(k), check) for split, k in todo)
+    jobs = ((split.path(k), split.shard_items(k), check)
+            + ((plans[split.prefix],) if storage.is_remote(split.out_dir) else ())
+            for split, k in todo)
     written = 0
     finisher = Finisher()
     try:

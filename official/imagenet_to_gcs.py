@@ -7,6 +7,10 @@ same flags, same shards and records.  --raw_data_dir may hold the extracted layo
 release tars, which are then read in place.
 
   imagenet_to_gcs.py --raw_data_dir=DIR --local_scratch_dir=OUT --nogcs_upload
+
+With --gcs_upload each worker writes its shards straight to --gcs_output_path (no
+local copy, no second pass); --raw_data_dir may be gs://BUCKET/PATH (tars read in
+place).  See docs/cloud-storage.md.
 """
 
 import os
@@ -16,21 +20,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import discover, gcs, official, pool  # noqa: E402
+from ilsvrc import discover, official, pool, storage  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
                     "(needed with --gcs_upload).")
-flags.DEFINE_string("gcs_output_path", None, "Upload destination, gs://bucket[/prefix] "
-                    "(needed with --gcs_upload).")
-flags.DEFINE_string("local_scratch_dir", None, "Directory for the shards: "
-                    "<dir>/train/train-NNNNN-of-01024 and "
-                    "<dir>/validation/validation-NNNNN-of-00128.")
-flags.DEFINE_string("raw_data_dir", None, "Directory with the two ILSVRC2012 tars, or "
-                    "with the extracted train/ and validation/ directories.")
-flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path when "
-                     "done; --nogcs_upload keeps them local only.")
+flags.DEFINE_string("gcs_output_path", None, "Destination gs://bucket[/prefix]: each "
+                    "shard is written straight to bucket/prefix/train-... or "
+                    "validation-... (needed with --gcs_upload).")
+flags.DEFINE_string("local_scratch_dir", None, "With --nogcs_upload: directory for the "
+                    "shards, <dir>/train/train-NNNNN-of-01024 and "
+                    "<dir>/validation/validation-NNNNN-of-00128.  With --gcs_upload no "
+                    "shard is written here; it holds the index of a gs:// source.")
+flags.DEFINE_string("raw_data_dir", None, "Directory (or gs://bucket/path) with the two "
+                    "ILSVRC2012 tars, or a directory with the extracted train/ and "
+                    "validation/ directories.")
+flags.DEFINE_boolean("gcs_upload", True, "Write the shards to --gcs_output_path; "
+                     "--nogcs_upload keeps them in --local_scratch_dir only.")
 # Our additions (upstream has no equivalent):
 options.define_flags(flags)  # --num_workers, --image_check, --verify
 flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
@@ -62,15 +69,17 @@ def run(argv):
                          "ILSVRC2012 tars or the extracted train/ and validation/")
     if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
         raise UsageError("--num_workers must be 0 or more")
-    if uploading:
-        gcs.storage_module()  # fail before hours of work, not after
+    if uploading or storage.is_remote(FLAGS.raw_data_dir):
+        if FLAGS.project:
+            os.environ["GOOGLE_CLOUD_PROJECT"] = FLAGS.project   # workers inherit it
+        storage.index_hint = scratch   # the index of a gs:// source is kept there
+        if uploading:   # fail before hours of work, not after
+            storage.check_bucket(destination, "writing to")
     workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
     with pool.Pool(workers) as runner:
-        splits, _ = official.convert(FLAGS.raw_data_dir, scratch, runner,
-                                     check=FLAGS.image_check, source=FLAGS.source,
-                                     do_verify=FLAGS.verify)
-    if uploading:
-        gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project)
+        official.convert(FLAGS.raw_data_dir, destination if uploading else scratch,
+                         runner, check=FLAGS.image_check, source=FLAGS.source,
+                         do_verify=FLAGS.verify)
     return 0
 
 

@@ -55,3 +55,15 @@ def run_cmd(args, **kw):
 
 def python():
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A Cloud Storage emulator on 127.0.0.1 (free port) for the whole session;
+    STORAGE_EMULATOR_HOST points at it while it runs.  Stopped at the end."""
+    from gcs_emulator import Emulator
+    emu = Emulator().start()
+    try:
+        yield emu
+    finally:
+        emu.stop()

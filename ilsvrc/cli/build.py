@@ -11,9 +11,9 @@ import argparse
 import os
 import sys
 
-from ilsvrc import discover, extract, official, pool
+from ilsvrc import discover, extract, official, pool, storage
 from ilsvrc.cli import options
-from ilsvrc.errors import main_guard
+from ilsvrc.errors import UserError, main_guard
 
 PROG = "build.sh"
 
@@ -27,9 +27,11 @@ def parse(argv):
         "the shipped 50,000-line file. Rerunning the same command after an interruption "
         "resumes: finished shards are kept.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar "
-                   "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
+                   "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/); "
+                   "gs://BUCKET/PATH reads the tars in place from Cloud Storage")
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
-                   "(default: DIR/tf_records)")
+                   "(default: DIR/tf_records); gs://BUCKET/PREFIX writes each shard "
+                   "straight to an object (train-* and validation-* side by side)")
     options.add_run_options(p)
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
@@ -46,7 +48,12 @@ def parse(argv):
 
 def run(argv):
     a = parse(argv)
-    out = a.output or os.path.join(a.dir, "tf_records")
+    out = a.output or storage.join(a.dir, "tf_records")
+    if a.extract and storage.is_remote(a.dir):
+        raise UserError("--extract unpacks into DIR, which must be a local directory "
+                        "(not %s)" % a.dir)
+    if storage.is_remote(out):   # before hours of work, not after
+        storage.check_bucket(out, "writing to")
     with pool.Pool(a.workers) as runner:
         if a.extract:
             found = discover.find_source(a.dir, "tar")
@@ -57,7 +64,10 @@ def run(argv):
                              % (n, a.dir, a.dir))
         official.convert(a.dir, out, runner, check=a.check, source=a.source,
                          do_verify=not a.no_verify, label_file=a.labels)
-    sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
+    if storage.is_remote(out):
+        sys.stderr.write("done: %s/train-* and %s/validation-*\n" % (out, out))
+    else:
+        sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 
 
