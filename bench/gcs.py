@@ -121,7 +121,8 @@ def main():
 
         res["read_local_s"], nbytes = read_all([train, val])
         for lst in (train, val):
-            lst.containers = [p.replace(src + "/", "gs://src/r/") for p in lst.containers]
+            lst.containers = [storage.ObjectSlices(c.path.replace(src + "/", "gs://src/r/"))
+                              for c in lst.containers]
         res["read_gs_s"], nbytes2 = read_all([train, val])
         assert nbytes == nbytes2
         res["read_bytes"] = nbytes
