@@ -242,6 +242,8 @@ def classify(err, path, doing):
                          % (bucket, doing, ADC_FIX))
     if isinstance(err, exc.Forbidden):
         low = first.lower()
+        if "ratelimit" in low.replace(" ", "") or "rate limit" in low:
+            return Transient("%s %s: %s" % (doing, path, first))   # 403 rateLimitExceeded
         if "quota" in low or "billing" in low or "exceeded" in low:
             return UserError("%s: the project's quota is used up or billing is off (403) "
                              "while %s. Raise the quota or enable billing in the Cloud "

@@ -261,7 +261,8 @@ def test_service_errors_become_one_line_naming_the_bucket_and_the_fix():
     secret = "ya29.SECRET-TOKEN"
     for err in (ex.TooManyRequests("slow down"), ex.ServiceUnavailable("x"),
                 ex.InternalServerError("x"), ex.BadGateway("x"), ConnectionResetError(),
-                requests.exceptions.ConnectionError("reset"), aex.TransportError("x")):
+                requests.exceptions.ConnectionError("reset"), aex.TransportError("x"),
+                ex.Forbidden("rateLimitExceeded: rate limit exceeded")):
         assert isinstance(_classify(err), storage.Transient), err
     assert isinstance(_classify(ex.PreconditionFailed("x")), storage.Exists)
     cases = [
