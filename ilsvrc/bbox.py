@@ -145,6 +145,15 @@ class _Tracked:
             pass
 
 
+def _open_raw(path):
+    """The archive's bytes: a local file, or (gs://) streamed from the bucket 8 MB a
+    request, behind a buffer so the gzip magic can be peeked."""
+    if path.startswith("gs://"):
+        from ilsvrc import storage
+        return storage.open_stream(path, block=8 << 20)
+    return open(path, "rb")
+
+
 def _open_stream(raw):
     """The decompressed stream of a .tar.gz (or plain .tar) opened as `raw`."""
     import gzip
@@ -158,7 +167,7 @@ def _from_archive(path):
     end-of-archive marker; tarfile alone stops quietly where the data stops."""
     seen = set()
     try:
-        with open(path, "rb") as raw:
+        with _open_raw(path) as raw:
             stream = _Tracked(_open_stream(raw))
             tar = tarfile.open(fileobj=stream, mode="r|")
             for info in tar:
@@ -209,7 +218,7 @@ def annotations(source):
         return _from_dir(source)
     if source.endswith(".zip") and os.path.isfile(source):
         return _from_zip(source)
-    if os.path.isfile(source):
+    if os.path.isfile(source) or source.startswith("gs://"):   # a bucket: streamed
         return _from_archive(source)
     raise UserError("%s does not exist: give the annotation directory (<synset>/*.xml) "
                     "or the archive %s" % (source, ARCHIVE))

@@ -5,7 +5,7 @@ check the labels read back against the ILSVRC2012 label contract."""
 import sys
 from typing import Callable, NamedTuple
 
-from ilsvrc import dali, verify, write
+from ilsvrc import dali, storage, verify, write
 from ilsvrc.errors import UserError
 
 
@@ -29,6 +29,7 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     read back must then satisfy the label contract (ilsvrc.contract.check_label_map).
     `options` go to the format's planner.  Returns (splits, write.write_splits'
     totals)."""
+    refuse_remote_extras(out_dir, dali_index)
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
     custom = options.get("allow_custom", False)
     label_range = verify.label_range(num_labels, custom)
@@ -51,16 +52,26 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
                                        split.count))
         verify.check_contract(pairs, custom, fmt.exact_labels and not custom,
                               " and ".join(sorted({s.out_dir for s in splits})))
-        how = ("each shard read back by the worker that wrote it, before it was kept: "
-               "framing, CRC32C, Example, every feature and the image bytes against "
-               "the plan; labels against the ILSVRC2012 contract")
+        remote = storage.is_remote(out_dir)
+        where = "the bucket" if remote else "disk"
+        if remote:
+            how = ("each shard read back by the worker that wrote it from its upload "
+                   "buffer, before it was uploaded: framing, CRC32C, Example, every "
+                   "feature and the image bytes against the plan; the object's size "
+                   "and the CRC32C Cloud Storage reports against the bytes written; "
+                   "labels against the ILSVRC2012 contract")
+        else:
+            how = ("each shard read back by the worker that wrote it, before it was "
+                   "kept: framing, CRC32C, Example, every feature and the image bytes "
+                   "against the plan; labels against the ILSVRC2012 contract")
         if kept:
-            how += "; %d shards kept from an earlier run re-read from disk" % len(kept)
+            how += "; %d shards kept from an earlier run re-read from %s" % (len(kept),
+                                                                           where)
         mine = "" if task is None else " of this task's %d shards" % len(stats["owned"])
         log.write("verified: %s records%s, every image once with its label (%s; "
-                  "./verify.sh re-reads them all from disk)\n"
+                  "./verify.sh re-reads them all from %s)\n"
                   % (" and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits),
-                     mine, how))
+                     mine, how, where))
         if dali_index:
             owned = set(stats["owned"])
             problems = dali.check(((s.path(k), index.path(s, k)) for s in splits
@@ -70,3 +81,17 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
                 raise UserError(problems[0])
             log.write("verified: the DALI index files match the shards\n")
     return splits, stats
+
+
+def refuse_remote_extras(out_dir, dali_index=False, tfds_metadata=False):
+    """DALI index files and TFDS metadata are local files next to local shards: with
+    a gs:// output, say so before any work instead of writing half of it."""
+    if not storage.is_remote(out_dir):
+        return
+    asked = [flag for flag, on in (("--dali-index", dali_index),
+                                   ("--tfds-metadata", tfds_metadata)) if on]
+    if asked:
+        raise UserError("%s: written next to local shards only, not to a gs:// output "
+                        "(%s); drop %s, or convert to a local directory and copy it "
+                        "(gcloud storage cp -r)" % (" and ".join(asked), out_dir,
+                                                      " and ".join(asked)))

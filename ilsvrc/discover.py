@@ -8,8 +8,9 @@ flat (one listing of `ILSVRC2012_val_*.JPEG`, group '').
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import kagglezip, tarindex, tree
+from ilsvrc import kagglezip, storage, tarindex, tree
 from ilsvrc.errors import UserError
+from ilsvrc.listing import Listing
 
 SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
 
@@ -21,6 +22,12 @@ def find_source(raw_dir, kind="auto"):
     unpacked Kaggle train and val dirs), "zip" (the Kaggle zip, twice).  "auto" takes
     the first that is present, in that order.
     """
+    if storage.is_remote(raw_dir):
+        if kind not in ("auto", "tar"):
+            raise UserError("a gs:// source holds the release tars: --source %s is for "
+                            "local directories" % kind)
+        return ("tar",) + tuple(storage.find_tars(raw_dir, (tarindex.TRAIN_TAR,
+                                                             tarindex.VAL_TAR)))
     if not os.path.isdir(raw_dir):
         raise UserError("%s is not a directory" % raw_dir)
     tars = (os.path.join(raw_dir, tarindex.TRAIN_TAR), os.path.join(raw_dir, tarindex.VAL_TAR))
@@ -56,8 +63,13 @@ def find_source(raw_dir, kind="auto"):
                        + (os.path.join(raw_dir, *kagglezip.CLS_LOC), kagglezip.ZIP_NAME)))
 
 
-def list_source(found, runner):
+def list_source(found, runner, cached=True):
     kind, train_path, val_path = found
+    if kind == "tar" and cached and storage.is_remote(train_path):
+        return storage.cached_listings(
+            [train_path, val_path], lambda: list_source(("tar", train_path, val_path),
+                                                        runner, cached=False),
+            Listing, storage.index_hint)
     if kind == "tar":
         # the validation tar's headers are read on a thread of this process while the
         # workers index the training tar: both wait mostly on the disk

@@ -46,7 +46,7 @@ import time
 import zlib
 from array import array
 
-from ilsvrc import containers, listing
+from ilsvrc import containers, listing, storage
 from ilsvrc.errors import UserError
 
 MAGIC = b"ILSVRC-SOURCE-INDEX "
@@ -57,7 +57,7 @@ _LITTLE = sys.byteorder == "little"
 
 # container classes by the name stored in the index
 _KINDS = {cls.__name__: cls for cls in (containers.Slices, containers.ZipMembers,
-                                        containers.File)}
+                                        containers.File, storage.ObjectSlices)}
 
 
 class StaleIndex(UserError):
@@ -356,6 +356,10 @@ def write_for(found, runner, path, log=None):
     """Walk the source `found` (discover.find_source) and write its index to `path`."""
     log = log or sys.stderr
     from ilsvrc import discover
+    if found[0] == "tar" and storage.is_remote(found[1]):
+        raise UserError("--index-only is for local sources: a gs:// source's index is "
+                        "built on its first conversion and kept in %s (or "
+                        "$ILSVRC_INDEX_DIR)" % storage.index_dir(storage.index_hint))
     t = time.monotonic()
     listings = discover.list_source(found, runner)
     stats = local_stats(stat_keys(listings))
@@ -371,7 +375,11 @@ def listings_for(found, runner, path, log=None):
     else by walking the source, as without an index."""
     log = log or sys.stderr
     from ilsvrc import discover
-    if path and os.path.exists(path):
+    if path and os.path.exists(path) and found[0] == "tar" and \
+            storage.is_remote(found[1]):
+        log.write("index: %s is for a local source; a gs:// source keeps its own index "
+                  "(in %s)\n" % (path, storage.index_dir(storage.index_hint)))
+    elif path and os.path.exists(path):
         t = time.monotonic()
         listings = load(path, local_stats, _source_meta(found), source_base(found))
         log.write("index: read %s images from %s (%.1f s; source unchanged)\n"

@@ -13,7 +13,7 @@ import io
 import os
 import re
 
-from ilsvrc import containers, contract, kagglezip, shipped
+from ilsvrc import containers, contract, kagglezip, shipped, storage
 from ilsvrc.errors import UserError
 
 SOLUTION = "LOC_val_solution.csv"
@@ -199,7 +199,11 @@ def choose(raw_dir, found, explicit=None, local_name=None, allow_custom=False):
     Kaggle copy's LOC_val_solution.csv for a Kaggle tree or zip, else the shipped file."""
     if explicit:
         return FileLabels(explicit, allow_custom)
-    if local_name and os.path.isfile(os.path.join(raw_dir, local_name)):
+    if local_name and storage.is_remote(raw_dir):   # copied from the bucket when there
+        fetched = storage.fetch_small(storage.join(raw_dir, local_name))
+        if fetched:
+            return FileLabels(fetched, allow_custom)
+    elif local_name and os.path.isfile(os.path.join(raw_dir, local_name)):
         return FileLabels(os.path.join(raw_dir, local_name), allow_custom)
     if found[0] == "kaggle":
         labels = _from_tree(raw_dir, found[1])

@@ -14,7 +14,7 @@ from array import array
 
 from ilsvrc import contract, discover, features, index, plan, shipped, tfds_meta
 from ilsvrc import convert as conversion
-from ilsvrc import kaggle_labels
+from ilsvrc import kaggle_labels, storage
 from ilsvrc.errors import UserError
 
 B, I = features.BYTES, features.INT64
@@ -27,6 +27,9 @@ SCHEMA = {
 }
 LABEL_FILE_NAME = "synset_labels.txt"
 def label_file_for(raw_dir):
+    if storage.is_remote(raw_dir):   # copied next to the index when the bucket has one
+        return storage.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME)) or \
+            shipped.VAL_LABELS_FILE
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
     return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
 
@@ -75,10 +78,13 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
         return plan.PlannedImage(*val.locate(i), val.names[i],
                                  class_features(val_synsets[j]))
 
+    def where(sub):   # a bucket gets upstream's flat layout (A12): prefix/train-...
+        return out_dir if storage.is_remote(out_dir) else os.path.join(out_dir, sub)
+
     return [
-        plan.Split("train", os.path.join(out_dir, "train"),
+        plan.Split("train", where("train"),
                    plan.ceil_shards(len(train), TRAIN_SHARDS), train_item, len(train)),
-        plan.Split("validation", os.path.join(out_dir, "validation"),
+        plan.Split("validation", where("validation"),
                    plan.ceil_shards(len(val), VAL_SHARDS), val_item, len(val)),
     ], len(labels)
 
@@ -131,7 +137,9 @@ def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=T
             index_file=None, dali_index=False, tfds_metadata=False):
     """The whole official conversion on worker pool `runner`; returns (splits, stats).
     task: a tasks.Task (write only its share); index_file: see read_source;
-    dali_index / tfds_metadata: also write DALI index files / TFDS metadata."""
+    dali_index / tfds_metadata: also write DALI index files / TFDS metadata (local
+    outputs only)."""
+    conversion.refuse_remote_extras(out_dir, dali_index, tfds_metadata)
     listings, options = read_source(raw_dir, runner, source, label_file, log,
                                     allow_custom, index_file)
     splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,

@@ -72,6 +72,8 @@ class ShardCheck:
     `finish` after closing the writer."""
 
     def __init__(self, tmp, path, schema, label_range):
+        # tmp: the partial file's path, or (a gs:// shard) the writer's seekable
+        # buffer, read back before the object is uploaded
         self.tmp, self.path, self.schema, self.label_range = tmp, path, schema, label_range
         self.pending, self.pending_bytes = [], 0
         self.checked = 0          # records checked so far
@@ -95,6 +97,8 @@ class ShardCheck:
         """(payload) of the records after the checked ones, both CRCs checked: framed
         here with the compiled CRC32C when it is available, else by TensorFlow's
         reader (from the start, skipping the records already checked)."""
+        if hasattr(self.tmp, "read"):   # a gs:// shard's buffer, before upload
+            return _read_buffer(self.tmp, self, self.offset)
         if crc32c.compiled() is not None:
             return _read_from(self.tmp, self, self.offset)
         it = verify._records(self.tmp)
@@ -150,3 +154,12 @@ def _read_from(path, state, offset):
         for payload in tfrecord.read_records(f):
             state.offset += 16 + len(payload)
             yield payload
+
+
+def _read_buffer(f, state, offset):
+    """_read_from over an open seekable buffer (storage.ShardWriter.buffer()); the
+    writer appends at the end whatever position this leaves."""
+    f.seek(offset)
+    for payload in tfrecord.read_records(f):
+        state.offset += 16 + len(payload)
+        yield payload

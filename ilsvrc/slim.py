@@ -17,7 +17,8 @@ import sys
 from array import array
 
 from ilsvrc import convert as conversion
-from ilsvrc import contract, discover, features, index, kaggle_labels, plan, shipped, tfds_meta, tree
+from ilsvrc import contract, discover, features, index, kaggle_labels, plan, shipped, storage
+from ilsvrc import tfds_meta, tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -266,8 +267,12 @@ def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, tas
             dali_index=False, tfds_metadata=False, **where):
     """The whole slim conversion; returns (splits, stats).  `where` and the layout
     options are those of read_source; task: a tasks.Task (write only its share);
-    dali_index / tfds_metadata: also write DALI index files / TFDS metadata."""
-    if not os.path.isdir(out_dir):
+    dali_index / tfds_metadata: also write DALI index files / TFDS metadata (local
+    outputs only)."""
+    conversion.refuse_remote_extras(out_dir, dali_index, tfds_metadata)
+    if storage.is_remote(out_dir):
+        storage.check_bucket(out_dir, "writing to")
+    elif not os.path.isdir(out_dir):
         raise UserError("output directory %s does not exist; create it first (the slim "
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)

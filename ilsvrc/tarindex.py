@@ -17,13 +17,18 @@ import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import contract, fsutil
+from ilsvrc import contract, fsutil, storage
 from ilsvrc.containers import Slices
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
 VAL_TAR = "ILSVRC2012_img_val.tar"
+# Indexing a tar in a bucket: N = stream it in reads of N bytes (default 8 MB: one
+# pass, ~1 request per 8 MB; cheaper than header reads in bench/gcs.py and in
+# requests), 0 = one exact ranged read per member header (~1 request per image).
+# The outer training tar is always walked by header reads (1,000 inner tars).
+TAR_READ_BLOCK = int(os.environ.get("ILSVRC_GS_INDEX_BLOCK", str(8 << 20)))
 
 
 class _Window:
@@ -35,7 +40,7 @@ class _Window:
     def read(self, n=-1):
         left = self._len - self._pos
         n = left if n is None or n < 0 else min(n, left)
-        data = os.pread(self._f.fileno(), n, self._start + self._pos) if n > 0 else b""
+        data = _pread(self._f, n, self._start + self._pos) if n > 0 else b""
         self._pos += len(data)
         return data
 
@@ -124,7 +129,23 @@ def scan_tar(fileobj, where, total_size, want):
                         "a complete copy." % where)
 
 
-def _open_tar_file(path):
+def _pread(f, n, offset):
+    pread = getattr(f, "pread", None)   # storage.RemoteFile: a tar in a bucket
+    return pread(n, offset) if pread else os.pread(f.fileno(), n, offset)
+
+
+def _size(f):
+    return f.size if hasattr(f, "pread") else os.fstat(f.fileno()).st_size
+
+
+def _container(path):
+    """How the workers read this tar's members: in place, from disk or a bucket."""
+    return storage.ObjectSlices(path) if storage.is_remote(path) else Slices(path)
+
+
+def _open_tar_file(path, block=None):
+    if storage.is_remote(path):
+        return storage.RemoteFile(path, block=TAR_READ_BLOCK if block is None else block)
     try:
         f = open(path, "rb")
     except OSError as err:
@@ -140,6 +161,8 @@ def _index_inner(job):
     path, inner_name, start, length = job
     where = "%s: %s" % (path, inner_name)
     with _open_tar_file(path) as f:
+        if hasattr(f, "limit"):
+            f.limit = start + length   # read ahead within this inner tar only
         members = [(name, start + off, size) for name, off, size in
                    scan_tar(_Window(f, start, length), where, length, IMAGE_PATTERN)]
     if not members:
@@ -165,8 +188,8 @@ def _index_batch(batch):
 def index_train_tar(path, runner):
     """Listing of the training tar: outer members `<synset>.tar`, each indexed in place."""
     listing = Listing("train")
-    with _open_tar_file(path) as f:
-        size = os.fstat(f.fileno()).st_size
+    with _open_tar_file(path, block=0) as f:
+        size = _size(f)
         inner = list(scan_tar(_Window(f, 0, size), path, size, "*.tar"))
     if not inner:
         raise UserError("%s holds no <synset>.tar members; is it the ILSVRC2012 "
@@ -179,7 +202,7 @@ def index_train_tar(path, runner):
     for batch, lists in runner.run(_index_batch, batches):
         for job, members in zip(batch, lists):
             results[job[1]] = members
-    listing.containers = [Slices(path)]
+    listing.containers = [_container(path)]
     listing.inner_tars = True
     for name, _, _ in inner:                  # keep the tar's own order
         group = name[:-len(".tar")]
@@ -192,10 +215,10 @@ def index_flat_tar(path):
     """Listing of a flat tar of `*.JPEG` members (the validation tar)."""
     listing = Listing("validation")
     with _open_tar_file(path) as f:
-        size = os.fstat(f.fileno()).st_size
+        size = _size(f)
         for name, off, length in scan_tar(_Window(f, 0, size), path, size, IMAGE_PATTERN):
             listing.add(name, "", 0, off, length)
-    listing.containers = [Slices(path)]
+    listing.containers = [_container(path)]
     return listing
 
 

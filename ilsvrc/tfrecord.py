@@ -63,13 +63,15 @@ def read_records(path):
     """Yield payloads of the records in `path` (a path, or a binary file object read
     from where it stands); CorruptRecord on bad framing or CRC."""
     if hasattr(path, "read"):
-        yield from _read_records(path)
+        yield from read_stream(path)
         return
     with open(path, "rb") as f:
-        yield from _read_records(f)
+        yield from read_stream(f)
 
 
-def _read_records(f):
+def read_stream(f, masked=masked_crc):
+    """read_records over an open binary file; `masked` computes the masked CRC (ours
+    by default; storage passes google-crc32c's)."""
     index = 0
     while True:
         head = f.read(12)
@@ -78,14 +80,14 @@ def _read_records(f):
         if len(head) < 12:
             raise CorruptRecord("record %d: file ends inside a record header" % index)
         length_bytes, length_crc = head[:8], struct.unpack("<I", head[8:])[0]
-        if masked_crc(length_bytes) != length_crc:
+        if masked(length_bytes) != length_crc:
             raise CorruptRecord("record %d: length CRC mismatch" % index)
         (length,) = struct.unpack("<Q", length_bytes)
         payload = f.read(length)
         tail = f.read(4)
         if len(payload) < length or len(tail) < 4:
             raise CorruptRecord("record %d: file ends inside the record" % index)
-        if masked_crc(payload) != struct.unpack("<I", tail)[0]:
+        if masked(payload) != struct.unpack("<I", tail)[0]:
             raise CorruptRecord("record %d: data CRC mismatch" % index)
         yield payload
         index += 1

@@ -12,12 +12,15 @@ so a plan built from bad inputs cannot make bad labels pass.
 
 import os
 
-from ilsvrc import contract, features, tfrecord
+from ilsvrc import contract, features, storage, tfrecord
 from ilsvrc.errors import UserError
 
 
 
 def _records(path):
+    if storage.is_remote(path):
+        yield from storage.read_records(path)
+        return
     try:
         from ilsvrc.tfimport import tensorflow
         tf = tensorflow()

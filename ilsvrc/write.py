@@ -10,6 +10,9 @@ Shards an earlier run finished with the same plan are skipped (see resume).  A r
 holds its output directories' run lock (lock.py) while it writes; in task mode
 (tasks.py) it writes only the shards its task owns.  Record bytes depend only on
 the shard's items, so output is identical for any number of workers.
+A gs:// shard (storage.ShardWriter) has no partial file: its worker checks it from
+the upload buffer and uploads it create-if-absent; gs:// outputs take no run lock
+(the bucket records what is done, storage.remote_done).
 """
 
 import errno
@@ -18,7 +21,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, dali, features, image, lock, resume, shardcheck, tasks, tfrecord
+from ilsvrc import containers, dali, features, image, lock, resume, shardcheck, storage
+from ilsvrc import tasks, tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
@@ -51,32 +55,34 @@ def write_shard(job):
     records checked, {synset: {labels}} of the records read back; both None when
     not checked).
 
-    job = (path, items, check, tmp, verify, index_tmp): tmp is the partial file,
-    named by the main process (fsutil.partial_path); verify is None or (schema,
+    job = (path, items, check, tmp, verify, index_tmp, plan): tmp is the partial
+    file, named by the main process (fsutil.partial_path); verify is None or (schema,
     label_range), and then the worker reads the shard back and checks every record
     against the items (shardcheck.ShardCheck) before it returns; index_tmp, when not
     None, is where the shard's DALI index file is written (dali.write_partial).  The
     shard and its index are left complete and closed as partial files; a `Finisher`
     in the main process flushes and renames them.
+
+    A gs:// path has no partial file (tmp is None) and plan is the plan fingerprint:
+    the shard is framed into storage.ShardWriter's buffer, checked from that buffer
+    (verify), and only then uploaded by this worker with create-if-absent; the
+    storage layer checks the CRC32C the bucket reports.
     """
-    path, items, check, tmp, verify, index_tmp = job
-    checker = shardcheck.ShardCheck(tmp, path, *verify) if verify is not None else None
+    path, items, check, tmp, verify, index_tmp, plan = job
+    remote = storage.is_remote(path)
+    writer = None
     nread = 0
     sizes = []
     try:
-        writer = tfrecord.open_writer(tmp)
+        writer = storage.ShardWriter(path, plan) if remote else tfrecord.open_writer(tmp)
     except Exception as err:
-        raise _disk_error(tmp, err)
+        raise _disk_error(tmp or path, err)
+    checker = None
+    if verify is not None:
+        checker = shardcheck.ShardCheck(writer.buffer() if remote else tmp, path, *verify)
     reader = containers.Reader()
     try:
-        for i, item in enumerate(items):
-            if i % READ_AHEAD == 0:       # the next images' reads go to the disk now
-                for ahead in items[i + (READ_AHEAD if i else 0):i + 2 * READ_AHEAD]:
-                    reader.prefetch(ahead.container, ahead.offset, ahead.size)
-            try:
-                data = reader.read(item.container, item.offset, item.size)
-            except OSError as err:
-                raise UserError("cannot read %s: %s" % (item.where, err.strerror or err))
+        for item, data in zip(items, _reads(items, reader)):
             nread += len(data)
             encoded, height, width = image.prepare(data, item.relpath, check, item.where)
             feats = features.common_features(encoded, height, width,
@@ -88,26 +94,27 @@ def write_shard(job):
             if checker is not None:
                 checker.add(feats, writer.flush)
         reader.close()
-        writer.close()
-        checked = checker.finish() if checker is not None else None
-        if index_tmp:
-            dali.write_partial(index_tmp, sizes)
-        _start_writeback(tmp)
+        if remote:   # checked from the buffer, then uploaded (create-if-absent)
+            checked = checker.finish() if checker is not None else None
+            nwritten = writer.close()
+        else:
+            writer.close()
+            checked = checker.finish() if checker is not None else None
+            if index_tmp:
+                dali.write_partial(index_tmp, sizes)
+            _start_writeback(tmp)
+            nwritten = os.path.getsize(tmp)
     except UserError:
         reader.close()
-        discard(tmp)
-        if index_tmp:
-            discard(index_tmp)
+        _discard(tmp, index_tmp, writer)
         raise
     except Exception as err:  # OSError, or TensorFlow's errors for a failed write
         reader.close()
-        discard(tmp)
-        if index_tmp:
-            discard(index_tmp)
+        _discard(tmp, index_tmp, writer)
         if isinstance(err, OSError) or type(err).__module__.startswith("tensorflow"):
             raise _disk_error(path, err)
         raise
-    return (len(items), nread, os.path.getsize(tmp), checked,
+    return (len(items), nread, nwritten, checked,
             checker.pairs if checker is not None else None)
 
 
@@ -125,6 +132,35 @@ def _start_writeback(path):
         pass
     finally:
         os.close(fd)
+
+
+def _reads(items, reader):
+    """Image bytes of `items` in order.  Reads from a bucket are kept in flight on
+    threads (storage.read_ahead); local reads are queued at the disk READ_AHEAD
+    images ahead (containers.Reader.prefetch)."""
+    def one(item):
+        try:
+            return reader.read(item.container, item.offset, item.size)
+        except OSError as err:
+            raise UserError("cannot read %s: %s" % (item.where, err.strerror or err))
+    if any(isinstance(item.container, storage.ObjectSlices) for item in items):
+        yield from storage.read_ahead(items, one)
+        return
+    for i, item in enumerate(items):
+        if i % READ_AHEAD == 0:       # the next images' reads go to the disk now
+            for ahead in items[i + (READ_AHEAD if i else 0):i + 2 * READ_AHEAD]:
+                reader.prefetch(ahead.container, ahead.offset, ahead.size)
+        yield one(item)
+
+
+def _discard(tmp, index_tmp, writer):
+    if tmp is None:   # a gs:// shard: nothing was uploaded, drop the buffer
+        if writer is not None and hasattr(writer, "abort"):
+            writer.abort()
+        return
+    discard(tmp)
+    if index_tmp:
+        discard(index_tmp)
 
 
 class Finisher:
@@ -165,6 +201,8 @@ class Finisher:
     def add(self, path, index_path=None):
         if self.error is not None:
             raise self.error
+        if storage.is_remote(path):   # uploaded complete by its worker
+            return
         self._io.submit(self._finish, path, index_path)
 
     def close(self, check=True):
@@ -209,9 +247,19 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
     digests = [resume.fingerprint(split, check) for split in splits]
     mine = owned_shards(splits, task, sys.stderr)
     note = "task %d of %d" % (task.index, task.count) if task else "an ordinary run"
-    with lock.Claim([s.out_dir for s in splits], task is not None, note) as claim:
+    remote = [storage.is_remote(s.out_dir) for s in splits]
+    if index is not None and index.enabled and any(remote):
+        raise UserError("DALI index files are written next to local shards only; drop "
+                        "--dali-index for a gs:// output (or write locally)")
+    # a bucket records what is done itself (objects are created only if absent), so
+    # gs:// outputs take no run lock and have no directory to prepare
+    local_dirs = [s.out_dir for s, r in zip(splits, remote) if not r]
+    with lock.Claim(local_dirs, task is not None, note) as claim:
         done = {}
-        for split, digest in zip(splits, digests):
+        for split, digest, is_remote in zip(splits, digests, remote):
+            if is_remote:
+                done[split.prefix] = storage.remote_done(split, digest)
+                continue
             alone = claim.alone[split.out_dir]
             done[split.prefix] = resume.prepare_dir(split, digest, alone)
             if index is not None and index.prepare(split, done[split.prefix], runner,
@@ -221,12 +269,13 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
         claim.ready()
         todo = [(split, k) for split, k in mine if k not in done[split.prefix]]
         kept = [(split, k) for split, k in mine if k in done[split.prefix]]
-        stats = _write(splits, todo, kept, runner, check, label, verify, index)
+        plans = dict(zip([s.prefix for s in splits], digests))
+        stats = _write(splits, todo, kept, runner, check, label, verify, index, plans)
     stats["owned"] = [(s.prefix, k) for s, k in mine]
     return stats
 
 
-def _write(splits, todo, kept, runner, check, label, verify, index):
+def _write(splits, todo, kept, runner, check, label, verify, index, plans):
     """Shards go out biggest first (most images, then plan order): output does not
     depend on the order, and the last shards to finish are then the small ones."""
     order = {id(split): i for i, split in enumerate(splits)}
@@ -240,9 +289,15 @@ def _write(splits, todo, kept, runner, check, label, verify, index):
     with_index = index is not None and index.enabled
     index_of = {split.path(k): index.path(split, k) if with_index else None
                 for split, k in todo}
-    jobs = ((split.path(k), split.shard_items(k), check, partial_path(split.path(k)),
-             verify, partial_path(index_of[split.path(k)]) if with_index else None)
-            for split, k in todo)
+
+    def make_job(split, k):
+        path = split.path(k)
+        if storage.is_remote(path):
+            return (path, split.shard_items(k), check, None, verify, None,
+                    plans[split.prefix])
+        return (path, split.shard_items(k), check, partial_path(path), verify,
+                partial_path(index_of[path]) if with_index else None, None)
+    jobs = (make_job(split, k) for split, k in todo)
     prefix_of = {split.path(k): split.prefix for split, k in todo}
     checked = {split.prefix: 0 for split in splits}
     pairs = {}

@@ -7,6 +7,10 @@ same flags, same shards and records.  --raw_data_dir may hold the extracted layo
 release tars, which are then read in place.
 
   imagenet_to_gcs.py --raw_data_dir=DIR --local_scratch_dir=OUT --nogcs_upload
+
+With --gcs_upload each worker writes its shards straight to --gcs_output_path (no
+local copy, no second pass); --raw_data_dir may be gs://BUCKET/PATH (tars read in
+place).  See docs/cloud-storage.md.
 """
 
 import os
@@ -16,21 +20,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import discover, gcs, official, pool  # noqa: E402
+from ilsvrc import convert as conversion  # noqa: E402
+from ilsvrc import discover, official, pool, storage  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
                     "(needed with --gcs_upload).")
-flags.DEFINE_string("gcs_output_path", None, "Upload destination, gs://bucket[/prefix] "
-                    "(needed with --gcs_upload).")
-flags.DEFINE_string("local_scratch_dir", None, "Directory for the shards: "
-                    "<dir>/train/train-NNNNN-of-01024 and "
-                    "<dir>/validation/validation-NNNNN-of-00128.")
-flags.DEFINE_string("raw_data_dir", None, "Directory with the two ILSVRC2012 tars, or "
-                    "with the extracted train/ and validation/ directories.")
-flags.DEFINE_boolean("gcs_upload", True, "Upload the shards to --gcs_output_path when "
-                     "done; --nogcs_upload keeps them local only.")
+flags.DEFINE_string("gcs_output_path", None, "Destination gs://bucket[/prefix]: each "
+                    "shard is written straight to bucket/prefix/train-... or "
+                    "validation-... (needed with --gcs_upload).")
+flags.DEFINE_string("local_scratch_dir", None, "With --nogcs_upload: directory for the "
+                    "shards, <dir>/train/train-NNNNN-of-01024 and "
+                    "<dir>/validation/validation-NNNNN-of-00128.  With --gcs_upload no "
+                    "shard is written here; it holds the index of a gs:// source.")
+flags.DEFINE_string("raw_data_dir", None, "Directory (or gs://bucket/path) with the two "
+                    "ILSVRC2012 tars, or a directory with the extracted train/ and "
+                    "validation/ directories.")
+flags.DEFINE_boolean("gcs_upload", True, "Write the shards to --gcs_output_path; "
+                     "--nogcs_upload keeps them in --local_scratch_dir only.")
 # Our additions (upstream has no equivalent):
 options.define_flags(flags)  # --num_workers, --image_check, --verify, custom classes
 options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
@@ -65,6 +73,11 @@ def run(argv):
                          "ILSVRC2012 tars or the extracted train/ and validation/")
     if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
         raise UsageError("--num_workers must be 0 or more")
+    if uploading or storage.is_remote(FLAGS.raw_data_dir):
+        if FLAGS.project:
+            os.environ["GOOGLE_CLOUD_PROJECT"] = FLAGS.project   # workers inherit it
+        storage.index_hint = scratch   # the index of a gs:// source is kept there
+    out = destination if uploading else scratch
     workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
     index_file = options.index_path(FLAGS.index, scratch)
     if FLAGS.index_only:
@@ -73,24 +86,21 @@ def run(argv):
                                                             FLAGS.source),
                                        runner, index_file)
     task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
-    if uploading:
-        gcs.storage_module()  # fail before hours of work, not after
+    if uploading:   # fail before hours of work, not after
+        conversion.refuse_remote_extras(destination, FLAGS.dali_index,
+                                        FLAGS.tfds_metadata)
+        storage.check_bucket(destination, "writing to")
+    # with --gcs_upload each worker writes its shards straight to the bucket; in
+    # task mode only the task's own shards (write.owned_shards), so each task
+    # uploads exactly what it wrote
     with pool.Pool(workers) as runner:
-        splits, stats = official.convert(FLAGS.raw_data_dir, scratch, runner,
-                                         check=FLAGS.image_check, source=FLAGS.source,
-                                         do_verify=FLAGS.verify,
-                                         allow_custom=FLAGS.allow_custom_classes,
-                                         task=task, index_file=index_file,
-                                         dali_index=FLAGS.dali_index,
-                                         tfds_metadata=FLAGS.tfds_metadata)
-    if uploading and task is not None:
-        owned = {p: set() for p in ("train", "validation")}
-        for prefix, k in stats["owned"]:
-            owned[prefix].add(k)
-        gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project,
-                   only=[s.path(k) for s in splits for k in owned[s.prefix]])
-    elif uploading:
-        gcs.upload([(s.out_dir, s.prefix) for s in splits], destination, FLAGS.project)
+        official.convert(FLAGS.raw_data_dir, out, runner,
+                         check=FLAGS.image_check, source=FLAGS.source,
+                         do_verify=FLAGS.verify,
+                         allow_custom=FLAGS.allow_custom_classes,
+                         task=task, index_file=index_file,
+                         dali_index=FLAGS.dali_index,
+                         tfds_metadata=FLAGS.tfds_metadata)
     return 0
 
 

@@ -103,3 +103,14 @@ def wait_for_shards(proc, directory, count, timeout=120):
         time.sleep(0.005)
     raise AssertionError("no %d finished files in %s after %d s" % (count, directory,
                                                                     timeout))
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A Cloud Storage emulator on 127.0.0.1 (free port) for the whole session;
+    STORAGE_EMULATOR_HOST points at it while it runs.  Stopped at the end."""
+    from gcs_emulator import Emulator
+    emu = Emulator().start()
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -322,11 +322,18 @@ def assert_not_stored(out, name, tf):
 
 # --------------------------------------------------------------------------- outputs
 
-def test_bucket_output_is_refused_without_a_local_gs_dir(release, tmp_path):
+def test_bucket_output_goes_to_the_bucket_never_to_a_local_gs_dir(release, tmp_path):
+    """-o gs://... is a bucket (ilsvrc/storage.py), never a local 'gs:' directory: with
+    no credentials it stops in one line naming the bucket, before any work."""
     src, _, _ = release
-    r = run_cmd([os.path.join(REPO, "build.sh"), src, "-o", "gs://bucket/x", "-j", "0"],
-                cwd=str(tmp_path))
-    last = one_line_error(r, PROG, "gs://bucket/x", "local directory")
+    env = dict(os.environ, PYTHONPATH=REPO,
+               GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "none.json"),
+               GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
+    env.pop("STORAGE_EMULATOR_HOST", None)
+    r = subprocess.run([os.path.join(REPO, "build.sh"), src, "-o", "gs://bucket/x",
+                        "-j", "0"], cwd=str(tmp_path), env=env, capture_output=True,
+                       text=True)
+    last = one_line_error(r, PROG, "gs://bucket", "credentials")
     assert r.stderr.strip() == last
     assert not os.path.exists(tmp_path / "gs:")
 

@@ -242,22 +242,6 @@ def test_flag_validation_in_upstream_order(flags, text):
     _one_clean_error(_gcs(*flags), text)
 
 
-def test_upload_without_google_cloud_storage_fails_before_converting(sample_release,
-                                                                     tmp_path):
-    raw, _ = sample_release
-    r = _gcs("--project=p", "--gcs_output_path=gs://b/x", "--raw_data_dir=" + raw,
-             "--local_scratch_dir=" + str(tmp_path / "o"))
-    _one_clean_error(r, "google-cloud-storage")
-    assert not os.path.exists(tmp_path / "o")
-
-
-def test_gcs_path_split():
-    from ilsvrc.gcs import split_gcs_path
-    assert split_gcs_path("gs://bucket") == ("bucket", "")
-    assert split_gcs_path("gs://bucket/a/b") == ("bucket", "a/b/")
-    assert split_gcs_path("gs://bucket/a/") == ("bucket", "a/")
-
-
 def test_short_label_file_is_an_error_not_a_misalignment(release_copy):
     raw, _ = release_copy
     with open(os.path.join(raw, "synset_labels.txt"), "w") as f:

@@ -4,7 +4,6 @@ patches/build.sh.patch that the end-to-end tests in test_official.py do not pin 
 No conversion runs here: planning, helpers and the front ends' early exits only.
 """
 
-import io
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import discover, features, gcs, image, jpeg, official, plan, pool, shipped, tarindex
+from ilsvrc import discover, features, image, jpeg, official, plan, pool, shipped, tarindex
 from ilsvrc.listing import Listing
 from ilsvrc.errors import UserError
 
@@ -62,28 +61,6 @@ def test_text_features_are_utf8_bytes():
     for split in splits:
         for item in _items(split):
             assert item.features["image/class/synset"] == (features.BYTES, [b"n01440764"])
-
-
-# ------------------------------------------------------------------ P6, DOC-L58
-
-def test_google_cloud_is_imported_only_when_uploading():
-    code = (
-        "import importlib.util, sys\n"
-        "sys.modules['google.cloud'] = None  # any import of it now fails\n"
-        "sys.path.insert(0, %r)\n"
-        "from ilsvrc import gcs, official\n"
-        "spec = importlib.util.spec_from_file_location('front_end', %r)\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-        "assert 'google.cloud.storage' not in sys.modules\n"
-        "from ilsvrc.errors import UserError\n"
-        "try:\n"
-        "    gcs.storage_module()\n"
-        "except UserError as err:\n"
-        "    print(err)\n"
-    ) % (REPO, FRONT_END)
-    r = subprocess.run([python(), "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "google-cloud-storage" in r.stdout and "--nogcs_upload" in r.stdout
 
 
 # ------------------------------------------------------------------ P10
@@ -201,70 +178,6 @@ def test_cmyk_validation_image_stored_unchanged(sample_release, tf):
         encoded, height, width = image.prepare(cmyk, name, check)
         assert encoded == cmyk
         assert (height, width) == jpeg.header_info(cmyk)[:2]
-
-
-# ------------------------------------------------------------------ A12
-
-class _FakeStorage:
-    def __init__(self):
-        self.uploads, self.project, self.bucket_name = [], None, None
-        fake = self
-
-        class Blob:
-            def __init__(self, key):
-                self.key = key
-
-            def upload_from_filename(self, path):
-                fake.uploads.append((self.key, os.path.basename(path)))
-
-        class Bucket:
-            def blob(self, key):
-                return Blob(key)
-
-        class Client:
-            def __init__(self, project):
-                fake.project = project
-
-            def get_bucket(self, name):
-                fake.bucket_name = name
-                return Bucket()
-
-        self.Client = Client
-
-
-def test_upload_puts_both_splits_flat_under_one_prefix(tmp_path, monkeypatch):
-    fake = _FakeStorage()
-    monkeypatch.setattr(gcs, "storage_module", lambda: fake)
-    dirs = []
-    for split, n in (("train", 2), ("validation", 1)):
-        d = tmp_path / split
-        d.mkdir()
-        for k in range(n - 1, -1, -1):
-            (d / plan.shard_name(split, k, n)).write_bytes(b"")
-        (d / (".%s-of-%05d.plan" % (split, n))).write_text("x\n")   # state file stays
-        dirs.append((str(d), split))
-    gcs.upload(dirs, "gs://bucket/run/1", "proj", log=io.StringIO())
-    assert fake.project == "proj" and fake.bucket_name == "bucket"
-    assert fake.uploads == [
-        ("run/1/train-00000-of-00002", "train-00000-of-00002"),
-        ("run/1/train-00001-of-00002", "train-00001-of-00002"),
-        ("run/1/validation-00000-of-00001", "validation-00000-of-00001"),
-    ]
-
-
-def test_upload_failure_is_one_message_not_a_traceback(tmp_path, monkeypatch):
-    fake = _FakeStorage()
-
-    def refuse(name):
-        raise RuntimeError("403 Forbidden: caller does not have storage.buckets.get\nmore")
-
-    fake.Client.get_bucket = lambda self, name: refuse(name)
-    monkeypatch.setattr(gcs, "storage_module", lambda: fake)
-    (tmp_path / "train").mkdir()
-    with pytest.raises(gcs.UserError, match=r"upload to gs://bucket/ failed: 403 Forbidden"
-                                            r": caller does not have storage.buckets.get\."):
-        gcs.upload([(str(tmp_path / "train"), "train")], "gs://bucket", "proj",
-                   log=io.StringIO())
 
 
 # ------------------------------------------------------------------ build.sh

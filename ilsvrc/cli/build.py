@@ -8,13 +8,12 @@ through docker and imagenet_to_gcs.py, without the docker, the extraction or the
 """
 
 import argparse
-import os
 import sys
 
 from ilsvrc import convert as conversion
-from ilsvrc import discover, extract, official, pool
+from ilsvrc import discover, extract, official, pool, storage
 from ilsvrc.cli import options
-from ilsvrc.errors import UsageError, main_guard
+from ilsvrc.errors import UsageError, UserError, main_guard
 
 PROG = "build.sh"
 
@@ -29,9 +28,11 @@ def parse(argv):
         "Rerunning the same command after an interruption "
         "resumes: finished shards are kept.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar "
-                   "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/)")
+                   "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/); "
+                   "gs://BUCKET/PATH reads the tars in place from Cloud Storage")
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
-                   "(default: DIR/tf_records)")
+                   "(default: DIR/tf_records); gs://BUCKET/PREFIX writes each shard "
+                   "straight to an object (train-* and validation-* side by side)")
     options.add_run_options(p)
     options.add_reader_options(p)
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
@@ -46,7 +47,6 @@ def parse(argv):
     options.add_task_options(p)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
-    options.refuse_bucket(a.output, "-o/--output")
     return a
 
 
@@ -58,7 +58,7 @@ def _extract(a, listings, label_file, runner):
 
 def run(argv):
     a = parse(argv)
-    out = a.output or os.path.join(a.dir, "tf_records")
+    out = a.output or storage.join(a.dir, "tf_records")
     index_file = options.index_path(a.index, out)
     if a.index_only:
         with pool.Pool(a.workers) as runner:
@@ -68,6 +68,12 @@ def run(argv):
     if task is not None and a.extract:
         raise UsageError("--extract does not combine with task mode: extract on one "
                          "machine first, then convert with tasks")
+    if a.extract and storage.is_remote(a.dir):
+        raise UserError("--extract unpacks into DIR, which must be a local directory "
+                        "(not %s)" % a.dir)
+    conversion.refuse_remote_extras(out, a.dali_index, a.tfds_metadata)
+    if storage.is_remote(out):   # before hours of work, not after
+        storage.check_bucket(out, "writing to")
     with pool.Pool(a.workers) as runner:
         if a.extract:
             listings, plan_options = official.read_source(a.dir, runner, "tar", a.labels,
@@ -93,7 +99,10 @@ def run(argv):
                          "whole: ./verify.sh official %s --source %s\n"
                          % (task.index, task.count, out, a.dir))
         return 0
-    sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
+    if storage.is_remote(out):
+        sys.stderr.write("done: %s/train-* and %s/validation-*\n" % (out, out))
+    else:
+        sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
     return 0
 
 

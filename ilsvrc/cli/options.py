@@ -71,9 +71,8 @@ def refuse_bucket(path, flag):
     """A gs:// path given where a local directory is expected: refused in one line
     (never a local 'gs:' directory).  The one place that knows it."""
     if path and path.startswith("gs://"):
-        raise UsageError("%s %s: writing to a bucket is not supported here; give a local "
-                         "directory and copy the shards afterwards (gsutil -m cp -r)"
-                         % (flag, path))
+        raise UsageError("%s %s: must be a local directory (a bucket goes in "
+                         "--gcs_output_path)" % (flag, path))
     return path
 
 
@@ -146,10 +145,15 @@ def resolve_task(task_index, task_count, prog, log=None, environ=None):
 
 
 def index_path(given, out_dir):
-    """The index file to read or write: --index, else OUT/ilsvrc-source.index."""
+    """The index file to read or write: --index, else OUT/ilsvrc-source.index (for a
+    gs:// OUT: in storage.index_dir(), a local directory)."""
     import os
-    from ilsvrc import index
-    return given or os.path.join(out_dir, index.DEFAULT_NAME)
+    from ilsvrc import index, storage
+    if given:
+        return given
+    if storage.is_remote(out_dir):
+        return os.path.join(storage.index_dir(storage.index_hint), index.DEFAULT_NAME)
+    return os.path.join(out_dir, index.DEFAULT_NAME)
 
 
 def write_index(found, runner, path):

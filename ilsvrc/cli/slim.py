@@ -13,7 +13,8 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, contract, discover, extract, kagglezip, pool, shipped, slim, tarindex
+from ilsvrc import bbox, contract, discover, extract, kagglezip, pool, shipped, slim, storage
+from ilsvrc import tarindex
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 
@@ -78,11 +79,17 @@ def _parse_convert(argv):
 
 def convert_main(argv):
     a = _parse_convert(argv)
-    top = os.path.abspath(a.dir.rstrip("/") or "/")
-    if not os.path.isdir(top):
+    remote = storage.is_remote(a.dir)   # gs://: archives read and shards written there
+    top = a.dir.rstrip("/") if remote else os.path.abspath(a.dir.rstrip("/") or "/")
+    if remote and a.extract:
+        raise UserError("--extract unpacks into DIR/raw-data, which needs a local DIR "
+                        "(not %s)" % a.dir)
+    if not remote and not os.path.isdir(top):
         raise UserError("%s is not a directory; give the directory holding the "
                         "ILSVRC2012 tars" % a.dir)
-    raw = os.path.join(top, "raw-data")
+    # the box CSV of a bucket source is written locally, next to its index
+    raw = os.path.join(storage.index_dir(), "raw-data") if remote else \
+        os.path.join(top, "raw-data")
     found = discover.find_source(top, "auto")
     index_file = options.index_path(a.index, top)
     if a.index_only:
@@ -95,13 +102,17 @@ def convert_main(argv):
     if found[0] == "tree":
         raise UserError("missing %s and %s in %s: put the ILSVRC2012 tars there (nothing "
                         "is downloaded)" % (tarindex.TRAIN_TAR, tarindex.VAL_TAR, top))
-    archive = os.path.join(top, bbox.ARCHIVE)
-    if not os.path.isfile(archive) and found[0] in ("kaggle", "zip"):
-        archive = kagglezip.find_annotations(top)   # the Kaggle copy carries the XMLs
-    if not a.no_boxes and not (archive and os.path.exists(archive)):
+    archive = storage.join(top, bbox.ARCHIVE)
+    if remote:
+        have_archive = storage.store_for(archive).stat(archive) is not None
+    else:
+        if not os.path.isfile(archive) and found[0] in ("kaggle", "zip"):
+            archive = kagglezip.find_annotations(top)   # the Kaggle copy carries the XMLs
+        have_archive = bool(archive and os.path.exists(archive))
+    if not a.no_boxes and not have_archive:
         raise UserError("missing %s: put the bounding box archive there, or pass "
                         "--no-boxes to convert without boxes"
-                        % os.path.join(top, bbox.ARCHIVE))
+                        % storage.join(top, bbox.ARCHIVE))
     try:
         os.makedirs(raw, exist_ok=True)
     except OSError as err:

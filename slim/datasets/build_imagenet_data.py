@@ -80,7 +80,6 @@ def run(argv):
                              % given[0])
     elif FLAGS.validation_labels_file is not None:
         raise UsageError("--validation_labels_file only applies with --source_dir")
-    options.refuse_bucket(FLAGS.output_directory, "--output_directory")
     bbox_file = FLAGS.bounding_box_file
     if bbox_file and not os.path.isfile(bbox_file) and not FLAGS.index_only:
         raise UsageError("bounding box file %s not found: make it with "
