@@ -15,6 +15,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 for _var in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "BATCH_TASK_INDEX",
              "AWS_BATCH_JOB_ARRAY_INDEX", "ILSVRC_TASK_COUNT"):
     os.environ.pop(_var, None)
+# Google's auth library looks for a metadata server when it finds no credentials: point
+# it (and every command the tests start) at a closed port on this machine.
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 from ilsvrc.testing import sample  # noqa: E402
 

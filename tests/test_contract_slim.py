@@ -7,6 +7,7 @@ import io
 import os
 import random
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -129,12 +130,20 @@ def test_class_missing_from_labels_file_is_refused_not_dropped(release, tmp_path
     assert not shard_files(out)
 
 
-def test_bucket_output_directory_is_refused(release, tmp_path):
+def test_bucket_output_directory_goes_to_the_bucket_never_to_a_local_gs_dir(release,
+                                                                            tmp_path):
+    """--output_directory=gs://... is a bucket (ilsvrc/storage.py), never a local 'gs:'
+    directory: with no credentials it stops in one line naming the bucket.  Metadata
+    look-ups go to a closed port on 127.0.0.1, never off the machine."""
     src, _ = release
-    r = run_cmd([sys.executable, BUILD, "--source_dir=" + src,
-                 "--output_directory=gs://bucket/slim", "--bounding_box_file="],
-                cwd=str(tmp_path))
-    one_line_error(r, "build_imagenet_data.py", "gs://bucket/slim", "local directory")
+    env = dict(os.environ, PYTHONPATH=REPO,
+               GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "none.json"),
+               GCE_METADATA_HOST="127.0.0.1:9", GCE_METADATA_IP="127.0.0.1:9")
+    env.pop("STORAGE_EMULATOR_HOST", None)
+    r = subprocess.run([sys.executable, BUILD, "--source_dir=" + src,
+                        "--output_directory=gs://bucket/slim", "--bounding_box_file="],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    one_line_error(r, "build_imagenet_data.py", "gs://bucket", "credentials")
     assert not os.path.exists(tmp_path / "gs:")
 
 
