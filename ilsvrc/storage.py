@@ -557,7 +557,7 @@ class ObjectSlices(containers.Container):
         return read(self.path, offset, size)
 
 
-class RemoteFile:
+class RemoteFile(containers.Positioned):
     """A read-only seekable file over an object (tarfile walks it).  block=0 reads
     exactly what is asked (one ranged read per tar header); block=N reads ahead N
     bytes at a time (a streaming pass)."""
@@ -596,19 +596,9 @@ class RemoteFile:
         self._pos += len(data)
         return data
 
-    def seek(self, pos, whence=0):
-        base = {0: 0, 1: self._pos, 2: self.size}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def tell(self):
-        return self._pos
-
-    def seekable(self):
-        return True
-
-    def readable(self):
-        return True
+    @property
+    def _extent(self):
+        return self.size
 
     def close(self):
         self._cache = b""

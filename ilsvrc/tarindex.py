@@ -18,7 +18,7 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import contract, fsutil, storage
-from ilsvrc.containers import Slices
+from ilsvrc.containers import Positioned, Slices
 from ilsvrc.errors import UserError
 from ilsvrc.listing import IMAGE_PATTERN, Listing
 
@@ -31,7 +31,7 @@ VAL_TAR = "ILSVRC2012_img_val.tar"
 TAR_READ_BLOCK = int(os.environ.get("ILSVRC_GS_INDEX_BLOCK", str(8 << 20)))
 
 
-class _Window:
+class _Window(Positioned):
     """A read-only file object over bytes [start, start+length) of an open file."""
 
     def __init__(self, f, start, length):
@@ -44,19 +44,9 @@ class _Window:
         self._pos += len(data)
         return data
 
-    def seek(self, pos, whence=0):
-        base = {0: 0, 1: self._pos, 2: self._len}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def tell(self):
-        return self._pos
-
-    def seekable(self):
-        return True
-
-    def readable(self):
-        return True
+    @property
+    def _extent(self):
+        return self._len
 
 
 def _clean_name(name, where):
