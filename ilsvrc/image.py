@@ -47,13 +47,13 @@ def special_kind(relpath):
 
 def reencode(data, kind):
     """TF decode + quality-100 RGB JPEG encode, as upstream does for the 23 images."""
-    from ilsvrc.tfimport import tensorflow
-    tf = tensorflow()
+    from ilsvrc.tfimport import image_ops
+    ops = image_ops()
     if kind == "png":
-        pixels = tf.io.decode_png(data, channels=3)
+        pixels = ops.decode_png(data, channels=3)
     else:
-        pixels = tf.io.decode_jpeg(data, channels=0)
-    return tf.io.encode_jpeg(pixels, format="rgb", quality=100).numpy()
+        pixels = ops.decode_jpeg(data, channels=0)
+    return ops.encode_jpeg(pixels, format="rgb", quality=100).numpy()
 
 
 # libjpeg's warnings about damaged data.  TensorFlow's decoder prints them on
@@ -92,9 +92,9 @@ def _decode_capturing_stderr(decode):
 def decoded_size(data):
     """TensorFlow's decode to 3 channels, as upstream does; any libjpeg warning about
     damaged data (which TF does not treat as an error) is an error here."""
-    from ilsvrc.tfimport import tensorflow
-    tf = tensorflow()
-    result, said = _decode_capturing_stderr(lambda: tf.io.decode_jpeg(data, channels=3))
+    from ilsvrc.tfimport import image_ops
+    ops = image_ops()
+    result, said = _decode_capturing_stderr(lambda: ops.decode_jpeg(data, channels=3))
     reasons = [line.strip() for line in said.splitlines()
                if any(m in line for m in LIBJPEG_DAMAGE) or "Unsupported" in line]
     if isinstance(result, Exception):

@@ -156,3 +156,48 @@ def test_png_and_cmyk_reencoded_as_upstream_with_either_check(tf, check):
         assert (height, width) == (30, 40)
     plain = _encode(tf, 20, 30, seed=2)
     assert image.prepare(plain, "n01440764/n01440764_1.JPEG", check) == (plain, 20, 30)
+
+
+_LIGHT = r"""
+import json, random, sys
+from ilsvrc import image
+from ilsvrc.testing import sample
+rng = random.Random(11)
+out = {}
+for kind, relpath in (("cmyk", "n01739381/n01739381_1309.JPEG"),
+                      ("png", "n02105855/n02105855_2933.JPEG")):
+    data = sample.make_image(rng, kind, 40, 30)
+    for check in ("header", "decode"):
+        encoded, height, width = image.prepare(data, relpath, check)
+        out[kind + "/" + check] = [data.hex(), encoded.hex(), height, width]
+# nothing of TensorFlow's own __init__ ran (its public API modules are not loaded),
+# and an `import tensorflow` after this is the whole package
+assert not [m for m in sys.modules if m.startswith(("tensorflow._api", "keras"))]
+import tensorflow
+assert tensorflow.io.encode_jpeg is not None and tensorflow.executing_eagerly()
+assert sys.modules["tensorflow"].__file__.endswith("__init__.py")
+assert hasattr(sys.modules["tensorflow"], "io")
+json.dump(out, sys.stdout)
+"""
+
+
+def test_light_import_reencodes_like_the_whole_tensorflow(tf, tmp_path):
+    """A worker re-encodes the 23 images and runs the decode check through
+    tfimport.image_ops() without importing all of TensorFlow: the bytes and sizes
+    are the ones tf.io gives, and the process can still import TensorFlow after."""
+    import json
+    import subprocess
+    import sys
+    from conftest import REPO
+    res = subprocess.run([sys.executable, "-c", _LIGHT], cwd=REPO, capture_output=True,
+                         text=True, env={**__import__("os").environ, "PYTHONPATH": REPO})
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout)
+    assert len(got) == 4
+    for key, (data, encoded, height, width) in got.items():
+        data = bytes.fromhex(data)
+        pixels = (tf.io.decode_png(data, channels=3) if key.startswith("png")
+                  else tf.io.decode_jpeg(data, channels=0))
+        want = tf.io.encode_jpeg(pixels, format="rgb", quality=100).numpy()
+        assert bytes.fromhex(encoded) == want, key
+        assert (height, width) == (30, 40)
