@@ -1,13 +1,21 @@
 """The I/O floor: read every image of the tars once and write the same bytes.
 
     python bench/floor.py RELEASE_DIR OUT_DIR WORKERS SHARD_BYTES [--no-fsync]
+                          [--order listing|plan]
 
 Indexes the two tars with ilsvrc.tarindex (the same index the converter uses), cuts
 the images into the same number of shards as the official format (1024 + 128, the
 same ranges), and has WORKERS processes (no TensorFlow) copy each shard's members
 with os.pread into `.NAME.partial`, padded or cut to the byte count the converter
 wrote for that shard (SHARD_BYTES: a JSON file {relative path: bytes}), fsync it and
-rename it: the converter's I/O pattern without any of its work.  Prints JSON.
+rename it.  Prints JSON.
+
+--order listing (the default, the issue's copy floor): shard k holds the members at
+listing positions k*chunk.. in tar order, so the tars are read front to back.
+--order plan: the same members in the order the converter reads them, the training
+images in their seeded shuffle (official's plan: sorted by path, then seed 0), so
+each shard's reads are spread over the whole training tar: the converter's I/O
+pattern without any of its work.
 """
 
 import json
@@ -18,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import fsutil, plan, pool, tarindex  # noqa: E402
+from ilsvrc import fsutil, official, plan, pool, tarindex  # noqa: E402
 
 
 def _copy(job):
@@ -53,6 +61,13 @@ def main(argv):
         train = tarindex.index_train_tar(os.path.join(release, tarindex.TRAIN_TAR), runner)
     val = tarindex.index_flat_tar(os.path.join(release, tarindex.VAL_TAR))
     indexed = time.monotonic()
+    order = argv[argv.index("--order") + 1] if "--order" in argv else "listing"
+    orders = {"train": range(len(train)), "validation": range(len(val))}
+    if order == "plan":   # official.make_splits: sorted by path, then the seed-0 shuffle
+        by_path = sorted(range(len(train)), key=train.relpath)
+        orders["train"] = plan.apply_order(by_path, plan.seeded_permutation(
+            len(train), official.TRAIN_SEED))
+        orders["validation"] = sorted(range(len(val)), key=val.names.__getitem__)
     jobs = []
     for listing, prefix, shards in ((train, "train", 1024), (val, "validation", 128)):
         d = os.path.join(out, prefix)
@@ -60,7 +75,7 @@ def main(argv):
         src = listing.containers[0].path
         for k, (a, b) in enumerate(plan.ceil_shards(len(listing), shards)):
             rel = "%s/%s-%05d-of-%05d" % (prefix, prefix, k, shards)
-            members = [(listing.offset[i], listing.size[i]) for i in range(a, b)]
+            members = [(listing.offset[i], listing.size[i]) for i in orders[prefix][a:b]]
             jobs.append((os.path.join(out, rel), src, members, sizes[rel], do_fsync))
     images = len(train) + len(val)
     if workers == 0:
@@ -71,7 +86,7 @@ def main(argv):
             for _ in p.imap_unordered(_copy, jobs):
                 pass
     end = time.monotonic()
-    print(json.dumps({"images": images, "index_s": indexed - start,
+    print(json.dumps({"order": order, "images": images, "index_s": indexed - start,
                       "copy_s": end - indexed, "total_s": end - start,
                       "bytes_written": sum(sizes.values())}))
 

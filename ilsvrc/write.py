@@ -28,8 +28,11 @@ from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
 
 # Images read ahead: while a worker prepares one batch of a shard's images, the reads
-# of the next batch are already queued at the disk (containers.Reader.prefetch).
-READ_AHEAD = 16
+# of the next batch are already queued at the disk (containers.Reader.prefetch).  The
+# shuffled training order makes these reads random over the whole tar; out of the page
+# cache (26 GB release, 2 workers) 64 took 191 s end to end where 16 took 207-217 s
+# (docs/performance.md).  64 images are ~7 MB of page cache per worker.
+READ_AHEAD = 64
 
 
 def _disk_error(path, err):
