@@ -186,11 +186,9 @@ def test_light_import_reencodes_like_the_whole_tensorflow(tf, tmp_path):
     tfimport.image_ops() without importing all of TensorFlow: the bytes and sizes
     are the ones tf.io gives, and the process can still import TensorFlow after."""
     import json
-    import subprocess
     import sys
-    from conftest import REPO
-    res = subprocess.run([sys.executable, "-c", _LIGHT], cwd=REPO, capture_output=True,
-                         text=True, env={**__import__("os").environ, "PYTHONPATH": REPO})
+    from conftest import run_cmd
+    res = run_cmd([sys.executable, "-c", _LIGHT])
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout)
     assert len(got) == 4
