@@ -35,6 +35,14 @@ def _init_worker():
         os.environ.setdefault(key, value)
 
 
+def _start_worker():
+    """Initializer of a worker process: its environment, and TensorFlow's image ops
+    without the rest of the package when it needs them (tfimport.use_light_import)."""
+    _init_worker()
+    from ilsvrc import tfimport
+    tfimport.use_light_import()
+
+
 def _warm_up():
     """Worker: import the write stage and load the compiled CRC32C (no TensorFlow)."""
     from ilsvrc import crc32c, write  # noqa: F401
@@ -69,7 +77,7 @@ class Pool:
             ctx = multiprocessing.get_context("spawn")
             self._executor = cf.ProcessPoolExecutor(max_workers=self.workers,
                                                     mp_context=ctx,
-                                                    initializer=_init_worker)
+                                                    initializer=_start_worker)
         return self._executor
 
     def close(self, abort=False):

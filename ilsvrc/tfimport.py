@@ -14,7 +14,9 @@ process) replaces it with the real package, imported in full as usual, reusing t
 modules already loaded.  The ops are the ones `tf.io.decode_jpeg`, `tf.io.decode_png`
 and `tf.io.encode_jpeg` run, so the bytes are the same (tests/test_jpeg.py compares
 them with the full import).  If the light import fails (another TensorFlow layout),
-the full import is used.
+the full import is used.  Only processes that ask for it (`use_light_import`: the
+worker pool's processes) take the light path; elsewhere image_ops() is `tf.io` of
+the full import.
 """
 
 import importlib.util
@@ -24,6 +26,15 @@ import types
 
 _tf = None
 _image_ops = None
+_light = False   # set in worker processes (pool.Pool's initializer): see use_light_import
+
+
+def use_light_import():
+    """Let image_ops() load only the image ops in this process.  Worker processes do
+    this at start; a process that may want all of TensorFlow later anyway (the
+    in-process runner of tests and debugging, workers=0) keeps the plain import."""
+    global _light
+    _light = True
 
 
 def tensorflow():
@@ -56,7 +67,8 @@ def image_ops():
     if _image_ops is None:
         loaded = sys.modules.get("tensorflow")
         spec = importlib.util.find_spec("tensorflow") if loaded is None else None
-        if loaded is not None or spec is None or not spec.submodule_search_locations:
+        if not _light or loaded is not None or spec is None or \
+                not spec.submodule_search_locations:
             _image_ops = tensorflow().io     # ImportError when not installed
         else:
             try:

@@ -160,8 +160,9 @@ def test_png_and_cmyk_reencoded_as_upstream_with_either_check(tf, check):
 
 _LIGHT = r"""
 import json, random, sys
-from ilsvrc import image
+from ilsvrc import image, tfimport
 from ilsvrc.testing import sample
+tfimport.use_light_import()      # what every worker process of the pool does
 rng = random.Random(11)
 out = {}
 for kind, relpath in (("cmyk", "n01739381/n01739381_1309.JPEG"),
