@@ -74,9 +74,7 @@ def image_ops():
             try:
                 _image_ops = _import_image_ops(spec)
             except Exception:   # not the layout expected: take the whole package
-                if isinstance(sys.modules.get("tensorflow"), _StandIn):
-                    del sys.modules["tensorflow"]
-                _image_ops = tensorflow().io
+                _image_ops = tensorflow().io    # (which replaces the stand-in)
     return _image_ops
 
 
