@@ -3,7 +3,7 @@
     python bench/floor.py RELEASE_DIR OUT_DIR WORKERS SHARD_BYTES [--no-fsync]
                           [--order listing|plan]
 
-Indexes the two tars with ilsvrc.tarindex (the same index the converter uses), cuts
+Indexes the two tars with ilsvrc.sources.tarindex (the same index the converter uses), cuts
 the images into the same number of shards as the official format (1024 + 128, the
 same ranges), and has WORKERS processes (no TensorFlow) copy each shard's members
 with os.pread into `.NAME.partial`, padded or cut to the byte count the converter
@@ -26,7 +26,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import fsutil, official, plan, pool, tarindex  # noqa: E402
+from ilsvrc import fsutil, plan, pool  # noqa: E402
+from ilsvrc.formats import official  # noqa: E402
+from ilsvrc.sources import tarindex  # noqa: E402
 
 
 def _copy(job):

@@ -53,7 +53,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
     from gcs_emulator import Emulator
-    from ilsvrc import containers, pool, storage, tarindex
+    from ilsvrc import pool, storage
+    from ilsvrc.sources import containers, remote, tarindex
 
     src = os.path.join(OUT, "release-%d-%d-%d" % (a.classes, a.per_class, a.val))
     sample.build(src, a.classes, a.per_class, a.val)
@@ -114,14 +115,14 @@ def main():
             reader = containers.Reader()
             for lst in listing_pairs:
                 items = [lst.locate(i)[:3] for i in range(len(lst))]
-                for data in storage.read_ahead(items, lambda it: reader.read(*it)):
+                for data in remote.read_ahead(items, lambda it: reader.read(*it)):
                     n += len(data)
             reader.close()
             return time.monotonic() - t, n
 
         res["read_local_s"], nbytes = read_all([train, val])
         for lst in (train, val):
-            lst.containers = [storage.ObjectSlices(c.path.replace(src + "/", "gs://src/r/"))
+            lst.containers = [remote.ObjectSlices(c.path.replace(src + "/", "gs://src/r/"))
                               for c in lst.containers]
         res["read_gs_s"], nbytes2 = read_all([train, val])
         assert nbytes == nbytes2

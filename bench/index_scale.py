@@ -18,9 +18,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ilsvrc import official, resume, shipped, tarindex  # noqa: E402
-from ilsvrc.containers import Slices  # noqa: E402
-from ilsvrc.listing import Listing  # noqa: E402
+from ilsvrc import shipped  # noqa: E402
+from ilsvrc.formats import official  # noqa: E402
+from ilsvrc.write import resume  # noqa: E402
+from ilsvrc.sources import tarindex  # noqa: E402
+from ilsvrc.sources.containers import Slices  # noqa: E402
+from ilsvrc.sources.listing import Listing  # noqa: E402
 
 N_TRAIN = 1281167
 N_VAL = 50000

@@ -111,7 +111,9 @@ def plan_seconds(release):
     code = r"""
 import json, sys, time
 sys.path.insert(0, %r)
-from ilsvrc import official, pool, resume
+from ilsvrc import pool
+from ilsvrc.formats import official
+from ilsvrc.write import resume
 with pool.Pool(0) as runner:
     listings, options = official.read_source(%r, runner, "tar")
 t = time.perf_counter()

@@ -322,7 +322,8 @@ def tar_index_speed(release):
     code = r"""
 import json, sys, time
 sys.path.insert(0, %r)
-from ilsvrc import pool, tarindex
+from ilsvrc import pool
+from ilsvrc.sources import tarindex
 with pool.Pool(0) as runner:
     t = time.perf_counter()
     listing = tarindex.index_train_tar(%r, runner)
@@ -338,11 +339,12 @@ def crc_speed():
     code = r"""
 import json, os, time, sys
 sys.path.insert(0, %r)
-from ilsvrc import tfrecord
+from ilsvrc.records import tfrecord
 from ilsvrc.tfimport import tensorflow
+from ilsvrc import crc32c
 tf = tensorflow()
 payload = os.urandom(1 << 20)
-t = time.perf_counter(); tfrecord.crc32c(payload); py = time.perf_counter() - t
+t = time.perf_counter(); crc32c.value(payload); py = time.perf_counter() - t
 path = os.path.join(%r, "crc-test.tfrecord")
 n = 200
 w = tf.io.TFRecordWriter(path)

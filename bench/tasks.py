@@ -129,7 +129,7 @@ def tasks_bench(a):
 
 def index_size(members):
     from bench.index_scale import N_VAL, synthetic
-    from ilsvrc import index
+    from ilsvrc.sources import index
     t = time.monotonic()
     train, val, _ = synthetic(members, N_VAL)
     rng = random.Random(1)

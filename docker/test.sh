@@ -130,7 +130,7 @@ while read -r rel; do
 done < <(shards "$in")
 records=$(PYTHONPATH="$top" "$py" -c '
 import sys
-from ilsvrc import tfrecord
+from ilsvrc.records import tfrecord
 print(sum(sum(1 for _ in tfrecord.read_records(p, check_crc=False)) for p in sys.argv[1:]))
 ' $(shards "$in" | sed "s|^|$in/|"))
 say "PASS: $n shards ($records records) written in the container as uid $USER_ID are" \

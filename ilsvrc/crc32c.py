@@ -1,14 +1,23 @@
-"""CRC32C at compiled speed without importing TensorFlow: the CRC32C that TensorFlow's
-own record writer uses (absl's, in libtensorflow_framework), called through ctypes.
+"""All of CRC32C (Castagnoli) in one place: the pure-Python table (the reference the tests
+check against), the compiled one TensorFlow's own record writer uses (absl's, in
+libtensorflow_framework, called through ctypes without importing TensorFlow), the
+google-crc32c package where installed, TFRecord's masking and Cloud Storage's base64
+spelling.
 
-`compiled()` returns a function `crc(data) -> int` (the standard CRC-32C of a bytes-like
-object, hardware-accelerated where the CPU has the instructions), or None when the
-library or its symbol cannot be found or gives a wrong answer on the self-test; callers
-then fall back to TensorFlow's writer/reader or the pure-Python table in tfrecord.py.
-Loading the library takes ~30 ms and ~40 MB, against ~2 s and ~500 MB for
+    value(data)          CRC32C of data, the fastest implementation available
+    extend(crc, data)    the CRC32C continued over more data (value(a + b) ==
+                         extend(value(a), b)), any implementation
+    masked(data)         TFRecord's masked CRC32C
+    table(data, crc=0)   the pure-Python reference
+    compiled()           the compiled function crc(data, crc=0) -> int, or None when the
+                         library or its symbol cannot be found or fails the self-test
+    b64(crc), from_b64(text)   Cloud Storage's spelling (base64 of 4 big-endian bytes)
+
+Loading the compiled library takes ~30 ms and ~40 MB, against ~2 s and ~500 MB for
 `import tensorflow`, so a worker that only frames records never imports TensorFlow.
 """
 
+import base64
 import ctypes
 import glob
 import importlib.util
@@ -25,9 +34,40 @@ _ABSL_SYMBOL = re.compile(
     rb"ESt17basic_string_viewIcSt11char_traitsIcEE(?=\x00)")
 _CHECK = b"123456789"
 _CHECK_CRC = 0xE3069283          # the standard CRC-32C check value
+_POLY = 0x82F63B78               # CRC-32C (Castagnoli), reflected
 
 _loaded = False
 _crc = None
+
+
+def _make_table():
+    out = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ _POLY if c & 1 else c >> 1
+        out.append(c)
+    return out
+
+
+_TABLE = _make_table()
+
+
+def table(data, crc=0):
+    """CRC-32C in pure Python (table-driven): the reference, a few MB/s."""
+    crc ^= 0xFFFFFFFF
+    tab = _TABLE
+    for b in bytes(data):
+        crc = tab[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+try:  # the C implementation that comes with google-cloud-storage (optional)
+    import google_crc32c as _gcrc
+    if getattr(_gcrc, "implementation", "c") != "c":
+        _gcrc = None
+except ImportError:
+    _gcrc = None
 
 
 def _library_path():
@@ -67,7 +107,7 @@ def _bind(lib):
         if fn is not None:
             fn.argtypes = (ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t)
             fn.restype = ctypes.c_uint32
-            return lambda data, fn=fn: fn(0, *_pointer(data))
+            return lambda data, crc=0, fn=fn: fn(crc, *_pointer(data))
     m = _ABSL_SYMBOL.search(_dynstr(lib._name))
     if m is None:
         return None
@@ -79,9 +119,9 @@ def _bind(lib):
     fn.argtypes = (ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p)
     fn.restype = ctypes.c_uint32
 
-    def crc(data, fn=fn):
+    def crc(data, start=0, fn=fn):
         ptr, n = _pointer(data)
-        return fn(0, n, ptr)
+        return fn(start, n, ptr)
     return crc
 
 
@@ -109,13 +149,40 @@ def compiled():
             if path is not None:
                 crc = _bind(ctypes.CDLL(path))
                 if crc is not None and crc(_CHECK) == _CHECK_CRC and \
-                        crc(bytearray(_CHECK * 1000)) == _reference(_CHECK * 1000):
+                        crc(bytearray(_CHECK * 1000)) == table(_CHECK * 1000) and \
+                        crc(_CHECK[4:], crc(_CHECK[:4])) == _CHECK_CRC:
                     _crc = crc
         except (OSError, AttributeError, ValueError, ImportError):
             _crc = None
     return _crc
 
 
-def _reference(data):
-    from ilsvrc.tfrecord import crc32c_table
-    return crc32c_table(data)
+
+def value(data):
+    """CRC-32C of `data`: compiled when found, else google-crc32c, else the table."""
+    return extend(0, data)
+
+
+def extend(crc, data):
+    """The CRC-32C `crc` (of earlier data) continued over `data`."""
+    fast = compiled()
+    if fast is not None:
+        return fast(data, crc)
+    if _gcrc is not None:
+        return _gcrc.extend(crc, bytes(data) if isinstance(data, memoryview) else data)
+    return table(data, crc)
+
+
+def masked(data):
+    """TFRecord's masked CRC-32C of `data`."""
+    c = value(data)
+    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def b64(crc):
+    """Cloud Storage's spelling of a CRC32C: base64 of the big-endian 4 bytes."""
+    return base64.b64encode(struct.pack(">I", crc)).decode("ascii")
+
+
+def from_b64(text):
+    return struct.unpack(">I", base64.b64decode(text))[0] if text else None

@@ -13,7 +13,7 @@ def partial_path(path):
     """Where this process writes the unfinished version of `path`:
     `.NAME.<host>.<pid>.partial` beside it, so that a run can tell its own partial
     files from those of other runs (lock.remove_orphans)."""
-    from ilsvrc import lock
+    from ilsvrc.write import lock
     return lock.partial_path(path)
 
 

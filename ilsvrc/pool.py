@@ -45,7 +45,8 @@ def _start_worker():
 
 def _warm_up():
     """Worker: import the write stage and load the compiled CRC32C (no TensorFlow)."""
-    from ilsvrc import crc32c, write  # noqa: F401
+    from ilsvrc import crc32c  # noqa: F401
+    from ilsvrc.write import driver  # noqa: F401
     crc32c.compiled()
 
 

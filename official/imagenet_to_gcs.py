@@ -20,10 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import convert as conversion  # noqa: E402
-from ilsvrc import discover, official, pool, storage  # noqa: E402
+from ilsvrc.formats import conversion  # noqa: E402
+from ilsvrc import pool, storage  # noqa: E402
+from ilsvrc.sources import discover  # noqa: E402
+from ilsvrc.formats import official  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
+from ilsvrc.storage import cache  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
                     "(needed with --gcs_upload).")
@@ -76,7 +79,7 @@ def run(argv):
     if uploading or storage.is_remote(FLAGS.raw_data_dir):
         if FLAGS.project:
             os.environ["GOOGLE_CLOUD_PROJECT"] = FLAGS.project   # workers inherit it
-        storage.index_hint = scratch   # the index of a gs:// source is kept there
+        cache.index_hint = scratch   # the index of a gs:// source is kept there
     out = destination if uploading else scratch
     workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
     index_file = options.index_path(FLAGS.index, scratch)

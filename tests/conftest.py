@@ -67,7 +67,7 @@ def python():
 def shard_records(path):
     """Every record of a shard, decoded: [{key: (kind, values)}] (pure-Python reader,
     so it also checks the framing and CRCs independently of TensorFlow)."""
-    from ilsvrc import features, tfrecord
+    from ilsvrc.records import features, tfrecord
     return [features.decode(r) for r in tfrecord.read_records(path)]
 
 def kill_after_shards(cmd, directory, count, env):

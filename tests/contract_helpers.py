@@ -1,6 +1,6 @@
 """Shared pieces of the bad-input corpus (tests/test_contract_*.py): running a front
 end, asserting its one-line error, editing the generated release, and reading the
-records back with TensorFlow's own reader (independent of ilsvrc.verify)."""
+records back with TensorFlow's own reader (independent of ilsvrc.verify.reread)."""
 
 import glob
 import io

@@ -7,7 +7,8 @@ import random
 import tarfile
 import zipfile
 
-from ilsvrc import shipped, tarindex
+from ilsvrc import shipped
+from ilsvrc.sources import tarindex
 
 CLS = "ILSVRC/Data/CLS-LOC"
 SYNSETS = shipped.read_lines(shipped.SYNSETS_FILE)

@@ -5,7 +5,8 @@ import io
 import os
 
 from conftest import shard_records
-from ilsvrc import pool, slim
+from ilsvrc import pool
+from ilsvrc.formats import slim
 
 # Hand-computed from BOX_CASES: coordinates / image size, corners ordered, clamped.
 CASE_LINES = {

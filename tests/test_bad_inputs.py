@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import REPO, run_cmd, shard_records
-from ilsvrc import tarindex
+from ilsvrc.sources import tarindex
 from ilsvrc.testing import sample
 
 BUILD = os.path.join(REPO, "build.sh")

@@ -135,7 +135,7 @@ def test_member_inflating_past_its_central_size_is_refused(sample_release, tmp_p
 
 def test_bounded_inflate_stops_at_the_bound(tmp_path):
     """The bound is enforced while inflating: at most size + 1 bytes are produced."""
-    from ilsvrc import containers, kagglezip
+    from ilsvrc.sources import containers, kagglezip
     path = tmp_path / "bomb.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_00000001.JPEG", b"\0" * (8 << 20))

@@ -323,7 +323,7 @@ def assert_not_stored(out, name, tf):
 # --------------------------------------------------------------------------- outputs
 
 def test_bucket_output_goes_to_the_bucket_never_to_a_local_gs_dir(release, tmp_path):
-    """-o gs://... is a bucket (ilsvrc/storage.py), never a local 'gs:' directory: with
+    """-o gs://... is a bucket (ilsvrc/storage/), never a local 'gs:' directory: with
     no credentials it stops in one line naming the bucket, before any work."""
     src, _, _ = release
     env = dict(os.environ, PYTHONPATH=REPO,
@@ -387,7 +387,7 @@ for marker in [int(m, 16) for m in sys.argv[2:]]:
 def test_header_check_accepts_exactly_the_frame_types_tensorflow_decodes(tmp_path):
     """For every frame type, TensorFlow's libjpeg (its stderr, in a separate process)
     says 'Unsupported JPEG process' exactly when the header check refuses it."""
-    from ilsvrc import jpeg
+    from ilsvrc.records import jpeg
     image = sample.make_image(random.Random(4), "rgb", 24, 16)
     path = tmp_path / "base.jpg"
     path.write_bytes(image)

@@ -16,7 +16,7 @@ from conftest import REPO, run_cmd
 from contract_helpers import (SLIM, TRAIN_TAR, VAL_TAR, members_of, official_label,
                               one_line_error, read_records, rewrite_tar, shard_files,
                               tar_bytes, write_lines)
-from ilsvrc import bbox
+from ilsvrc.formats import bbox
 from ilsvrc import shipped as data
 from ilsvrc.testing import sample
 from ilsvrc.errors import UserError
@@ -132,7 +132,7 @@ def test_class_missing_from_labels_file_is_refused_not_dropped(release, tmp_path
 
 def test_bucket_output_directory_goes_to_the_bucket_never_to_a_local_gs_dir(release,
                                                                             tmp_path):
-    """--output_directory=gs://... is a bucket (ilsvrc/storage.py), never a local 'gs:'
+    """--output_directory=gs://... is a bucket (ilsvrc/storage/), never a local 'gs:'
     directory: with no credentials it stops in one line naming the bucket.  Metadata
     look-ups go to a closed port on 127.0.0.1, never off the machine."""
     src, _ = release

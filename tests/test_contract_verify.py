@@ -12,7 +12,8 @@ import pytest
 
 from contract_helpers import VERIFY, build, official_label, one_line_error, shard_files
 from conftest import run_cmd
-from ilsvrc import contract, official, plan, pool
+from ilsvrc import contract, plan, pool
+from ilsvrc.formats import official
 from ilsvrc import shipped as data
 from ilsvrc.errors import UserError
 

@@ -1,6 +1,6 @@
 """Our Example encoder/decoder against TensorFlow's protobuf (decision A1)."""
 
-from ilsvrc import features
+from ilsvrc.records import features
 
 FEATURES = {
     "image/encoded": ("bytes", [b"\xff\xd8jpeg\xff\xd9"]),

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from ilsvrc import containers, discover, index, listing, pool, tarindex
+from ilsvrc import pool
+from ilsvrc.sources import containers, discover, index, listing, tarindex
 
 
 def _columns(lst):
@@ -131,11 +132,11 @@ def test_module_command_writes_the_index(sample_release, tmp_path):
     from conftest import python, run_cmd
     d, _ = sample_release
     path = str(tmp_path / "cmd.index")
-    r = run_cmd([python(), "-m", "ilsvrc.index", d, "-o", path, "-j", "0"])
+    r = run_cmd([python(), "-m", "ilsvrc.sources.index", d, "-o", path, "-j", "0"])
     assert r.returncode == 0, r.stderr
     assert "written to %s" % path in r.stderr
     found = discover.find_source(d)
     got = index.load(path, index.local_stats, None, index.source_base(found))
     assert sum(map(len, got)) == sum(map(len, _walk(found)))
-    r = run_cmd([python(), "-m", "ilsvrc.index", str(tmp_path / "nothing"), "-o", path])
+    r = run_cmd([python(), "-m", "ilsvrc.sources.index", str(tmp_path / "nothing"), "-o", path])
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from ilsvrc import jpeg
+from ilsvrc.records import jpeg
 from ilsvrc.testing import jpegenc
 
 
@@ -142,7 +142,7 @@ def test_scan_before_frame_and_double_frame(photo):
 
 @pytest.mark.parametrize("check", ["header", "decode"])
 def test_png_and_cmyk_reencoded_as_upstream_with_either_check(tf, check):
-    from ilsvrc import image
+    from ilsvrc.records import image
     from ilsvrc.testing import sample
     rng = random.Random(11)
     cmyk = sample.make_image(rng, "cmyk", 40, 30)
@@ -160,7 +160,8 @@ def test_png_and_cmyk_reencoded_as_upstream_with_either_check(tf, check):
 
 _LIGHT = r"""
 import json, random, sys
-from ilsvrc import image, tfimport
+from ilsvrc import tfimport
+from ilsvrc.records import image
 from ilsvrc.testing import sample
 tfimport.use_light_import()      # what every worker process of the pool does
 rng = random.Random(11)

@@ -12,7 +12,9 @@ from kaggle_copy import (CLS, SYNSETS, loc_files, mapping_txt, release_files, so
                          write_tree, write_zip)
 from test_kaggle_source import _same_shards
 
-from ilsvrc import kaggle_labels, official, pool, shipped, slim
+from ilsvrc import pool, shipped
+from ilsvrc.sources import val_labels
+from ilsvrc.formats import official, slim
 from ilsvrc.cli import build as cli_build, verify as cli_verify
 from ilsvrc.errors import UserError
 
@@ -101,7 +103,7 @@ def test_slim_path_groups_validation_by_the_solution_file(sample_release, tmp_pa
 # ---------------------------------------------------------------- bad solution files
 
 def _labels(solution, mapping=None):
-    return kaggle_labels.SolutionLabels(solution, "/k/LOC_val_solution.csv",
+    return val_labels.SolutionLabels(solution, "/k/LOC_val_solution.csv",
                                         mapping_txt() if mapping is None else mapping,
                                         "/k/LOC_synset_mapping.txt")
 

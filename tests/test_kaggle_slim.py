@@ -12,7 +12,8 @@ import pytest
 from conftest import run_cmd
 from kaggle_copy import loc_files, release_files as _release_files
 
-from ilsvrc import bbox, shipped
+from ilsvrc import shipped
+from ilsvrc.formats import bbox
 
 DRIVER = "slim/download_and_convert_imagenet.sh"
 

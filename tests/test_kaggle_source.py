@@ -8,7 +8,8 @@ import pytest
 
 from kaggle_copy import release_files as _release_files
 
-from ilsvrc import official, pool, shipped
+from ilsvrc import pool, shipped
+from ilsvrc.formats import official
 
 CLS = "ILSVRC/Data/CLS-LOC"
 

@@ -10,7 +10,10 @@ import tarfile
 import pytest
 
 from conftest import python, run_cmd, shard_records
-from ilsvrc import features, image, official, pool, shipped, tarindex
+from ilsvrc import pool, shipped
+from ilsvrc.records import features, image
+from ilsvrc.formats import official
+from ilsvrc.sources import tarindex
 
 KEYS = set(official.SCHEMA)
 

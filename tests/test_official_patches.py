@@ -12,8 +12,11 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import discover, features, image, jpeg, official, plan, pool, shipped, tarindex
-from ilsvrc.listing import Listing
+from ilsvrc import plan, pool, shipped
+from ilsvrc.sources import discover, tarindex
+from ilsvrc.records import features, image, jpeg
+from ilsvrc.formats import official
+from ilsvrc.sources.listing import Listing
 from ilsvrc.errors import UserError
 
 FRONT_END = os.path.join(REPO, "official", "imagenet_to_gcs.py")
@@ -94,7 +97,7 @@ def test_no_tf1_graph_apis_in_the_port(sample_release, tmp_path):
             "for n in ('Session', 'InteractiveSession', 'placeholder', "
             "'disable_v2_behavior', 'disable_eager_execution'):\n"
             "    setattr(tf.compat.v1, n, refuse)\n"
-            "from ilsvrc import official, pool\n"
+            "from ilsvrc import pool\nfrom ilsvrc.formats import official\n"
             "with pool.Pool(0) as runner:\n"
             "    official.convert(sys.argv[1], sys.argv[2], runner, check='decode',\n"
             "                     log=io.StringIO())\n"

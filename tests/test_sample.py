@@ -4,7 +4,8 @@ import io
 import re
 import tarfile
 
-from ilsvrc import jpeg, tarindex
+from ilsvrc.records import jpeg
+from ilsvrc.sources import tarindex
 from ilsvrc.testing import sample
 
 

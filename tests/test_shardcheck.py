@@ -9,7 +9,11 @@ import os
 import pytest
 
 from conftest import run_cmd
-from ilsvrc import crc32c, features, official, pool, shardcheck, tfrecord, verify, write
+from ilsvrc import crc32c, pool
+from ilsvrc.records import features, tfrecord
+from ilsvrc.formats import official
+from ilsvrc.write import shardcheck, driver
+from ilsvrc.verify import reread
 from ilsvrc.testing import sample
 from ilsvrc.errors import UserError
 
@@ -38,7 +42,7 @@ def _convert(raw, out, workers=0, **kw):
 
 def _count_reverifies(monkeypatch):
     calls = []
-    real = verify.verify_shard_labels
+    real = reread.verify_shard_labels
 
     def counting(job):
         calls.append(job[0])
@@ -214,7 +218,7 @@ def test_corrupted_write_is_caught_by_the_worker(release, tmp_path, monkeypatch,
         _fallback(monkeypatch)
     monkeypatch.setattr(shardcheck, "BUDGET", budget)
     real_open = tfrecord.open_writer
-    monkeypatch.setattr(write.tfrecord, "open_writer", lambda p, *a: _BadWriter(
+    monkeypatch.setattr(driver.tfrecord, "open_writer", lambda p, *a: _BadWriter(
         real_open(p, *a), VICTIM in os.path.basename(p)))
     out = str(tmp_path / "out")
     with pytest.raises(UserError) as err:
@@ -237,7 +241,7 @@ def test_unchanged_shards_pass_the_same_checks(release, tmp_path, monkeypatch, c
     monkeypatch.setattr(shardcheck.ShardCheck, "finish",
                         lambda self: seen.append(self.path) or real_finish(self))
     real_open = tfrecord.open_writer
-    monkeypatch.setattr(write.tfrecord, "open_writer",
+    monkeypatch.setattr(driver.tfrecord, "open_writer",
                         lambda p, *a: _BadWriter(real_open(p, *a), False))
     stats, _ = _convert(release, str(tmp_path / "out"))
     assert len(seen) == 15
@@ -246,7 +250,7 @@ def test_unchanged_shards_pass_the_same_checks(release, tmp_path, monkeypatch, c
 
 def test_biggest_shards_go_first(release, tmp_path, monkeypatch):
     order = []
-    real = write.write_shard
+    real = driver.write_shard
     monkeypatch.setattr(write, "write_shard", lambda job: order.append(
         (os.path.basename(job[0]), len(job[1]))) or real(job))
     _convert(release, str(tmp_path / "out"))

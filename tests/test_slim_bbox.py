@@ -7,7 +7,8 @@ import tarfile
 import pytest
 
 from conftest import python, run_cmd
-from ilsvrc import bbox, shipped
+from ilsvrc import shipped
+from ilsvrc.formats import bbox
 from ilsvrc.errors import UserError
 from slim_helpers import expected_csv
 

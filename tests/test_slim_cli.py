@@ -7,7 +7,7 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import bbox
+from ilsvrc.formats import bbox
 from slim_helpers import expected_csv, parse_with_slim_keys, records, shard_paths
 
 DRIVER = os.path.join(REPO, "slim", "download_and_convert_imagenet.sh")

@@ -13,9 +13,12 @@ import tarfile
 import pytest
 
 from conftest import REPO, python, run_cmd
-from ilsvrc import bbox, features, image, plan, shipped, slim, tarindex
+from ilsvrc import plan, shipped
+from ilsvrc.formats import bbox, slim
+from ilsvrc.records import features, image
+from ilsvrc.sources import tarindex
 from ilsvrc.errors import UserError
-from ilsvrc.listing import Listing
+from ilsvrc.sources.listing import Listing
 from ilsvrc.cli import slim as cli_slim
 from slim_helpers import convert, records, shard_paths
 
@@ -141,7 +144,7 @@ def test_no_python2_numpy_or_tf1_leftovers_in_the_slim_port(slim_release, tmp_pa
     out.mkdir()
     code = (
         "import io, sys\n"
-        "from ilsvrc import pool, slim\n"
+        "from ilsvrc import pool\nfrom ilsvrc.formats import slim\n"
         "with pool.Pool(1) as runner:\n"
         "    slim.convert(sys.argv[2], runner, source_dir=sys.argv[1], num_threads=2,\n"
         "                 train_shards=4, val_shards=2, check='decode', log=io.StringIO())\n"
@@ -157,7 +160,7 @@ def test_no_python2_numpy_or_tf1_leftovers_in_the_slim_port(slim_release, tmp_pa
                "for n in ('Session', 'InteractiveSession', 'placeholder', "
                "'disable_v2_behavior', 'disable_eager_execution'):\n"
                "    setattr(tf.compat.v1, n, refuse)\n"
-               "import io\nfrom ilsvrc import pool, slim\n"
+               "import io\nfrom ilsvrc import pool\nfrom ilsvrc.formats import slim\n"
                "with pool.Pool(0) as runner:\n"
                "    slim.convert(sys.argv[2], runner, source_dir=sys.argv[1], num_threads=2,"
                " train_shards=4, val_shards=2, check='decode', log=io.StringIO())\n"

@@ -8,7 +8,8 @@ import struct
 
 import pytest
 
-from ilsvrc import bbox, plan, pool, shipped, slim
+from ilsvrc import plan, pool, shipped
+from ilsvrc.formats import bbox, slim
 from ilsvrc.cli import slim as cli_slim
 from ilsvrc.errors import UsageError, UserError
 from slim_helpers import (convert, expected_csv, parse_with_slim_keys, records,

@@ -1,4 +1,4 @@
-"""ilsvrc/storage.py: the narrow storage interface, gs:// output and input.
+"""ilsvrc/storage/: the narrow storage interface, gs:// output and input.
 
 Two kinds of tests.  Against the Cloud Storage emulator on 127.0.0.1 (fixture
 gcs_emulator): whole conversions bucket -> bucket and local -> bucket, resume after
@@ -18,9 +18,17 @@ import time
 import pytest
 
 from conftest import REPO, python
-from ilsvrc import bbox, plan, storage, tarindex, tfrecord
-from ilsvrc.listing import Listing
+from ilsvrc import plan, storage
+from ilsvrc.formats import bbox
+from ilsvrc.sources import tarindex
+from ilsvrc.verify import reread
+from ilsvrc.records import tfrecord
+from ilsvrc.sources.listing import Listing
 from ilsvrc.errors import UserError
+from ilsvrc.write import upload
+from ilsvrc.sources import remote
+from ilsvrc.sources import cached
+from ilsvrc import crc32c
 
 TARS = [tarindex.TRAIN_TAR, tarindex.VAL_TAR]
 
@@ -51,7 +59,7 @@ class FakeStore:
 
     def _info(self, path):
         data, meta, gen = self.objects[path]
-        return storage.Info(path, len(data), storage.crc32c(data), gen, dict(meta))
+        return storage.Info(path, len(data), crc32c.value(data), gen, dict(meta))
 
     def stat(self, path, want_crc=False):
         self._maybe_fail("stat")
@@ -74,7 +82,7 @@ class FakeStore:
         self._maybe_fail("create")
         fileobj.seek(0)
         data = fileobj.read()
-        if storage.crc32c(data) != crc or len(data) != size:   # the service's check
+        if crc32c.value(data) != crc or len(data) != size:   # the service's check
             raise UserError("crc mismatch")
         if path in self.objects:
             raise storage.Exists(path)
@@ -92,37 +100,37 @@ def fake(monkeypatch):
 
 def test_crc32c_matches_the_reference_and_the_service_spelling():
     data = os.urandom(5000)
-    assert storage.crc32c(data) == tfrecord.crc32c(data)
-    assert storage.crc32c(b"123456789") == 0xE3069283          # the CRC-32C check value
-    assert storage.crc32c(data[1000:], storage.crc32c(data[:1000])) == tfrecord.crc32c(data)
-    assert storage.crc_from_b64(storage.crc_b64(0xE3069283)) == 0xE3069283
-    assert storage.crc_b64(0xE3069283) == "4waSgw=="
+    assert crc32c.value(data) == crc32c.table(data)
+    assert crc32c.value(b"123456789") == 0xE3069283          # the CRC-32C check value
+    assert crc32c.extend(crc32c.value(data[:1000]), data[1000:]) == crc32c.value(data)
+    assert crc32c.from_b64(crc32c.b64(0xE3069283)) == 0xE3069283
+    assert crc32c.b64(0xE3069283) == "4waSgw=="
 
 
 def test_shard_writer_frames_like_tfrecord_and_uploads_once(fake, tmp_path):
     payloads = [b"", b"x", os.urandom(3000)]
-    w = storage.ShardWriter("gs://b/p/train-00000-of-00001", "PLAN")
+    w = upload.ShardWriter("gs://b/p/train-00000-of-00001", "PLAN")
     for p in payloads:
         w.write(p)
     size = w.close()
     data, meta, _ = fake.objects["gs://b/p/train-00000-of-00001"]
     assert data == b"".join(tfrecord.frame(p) for p in payloads) and size == len(data)
     assert meta == {"ilsvrc-plan": "PLAN", "ilsvrc-size": str(len(data)),
-                    "ilsvrc-crc32c": storage.crc_b64(storage.crc32c(data))}
+                    "ilsvrc-crc32c": crc32c.b64(crc32c.value(data))}
     (tmp_path / "r").write_bytes(data)
     assert list(tfrecord.read_records(str(tmp_path / "r"))) == payloads
-    assert list(storage.read_records("gs://b/p/train-00000-of-00001")) == payloads
+    assert list(reread.bucket_records("gs://b/p/train-00000-of-00001")) == payloads
     bad = bytearray(data)
     bad[-5] ^= 1                                   # a bit of the last payload
     fake.objects["gs://b/p/bad"] = (bytes(bad), meta, 9)
     with pytest.raises(tfrecord.CorruptRecord, match="record 2: data CRC mismatch"):
-        list(storage.read_records("gs://b/p/bad"))
+        list(reread.bucket_records("gs://b/p/bad"))
 
 
 def test_an_existing_object_is_never_overwritten(fake):
     path = "gs://b/p/train-00000-of-00001"
     fake.objects[path] = (b"someone else's", {}, 7)
-    w = storage.ShardWriter(path, "PLAN")
+    w = upload.ShardWriter(path, "PLAN")
     w.write(b"ours")
     with pytest.raises(UserError, match="already exists and is not a shard of this "
                                         "conversion.*never overwritten"):
@@ -132,15 +140,15 @@ def test_an_existing_object_is_never_overwritten(fake):
 
 def test_the_same_shard_written_by_another_task_is_accepted(fake):
     path = "gs://b/p/train-00000-of-00001"
-    first = storage.ShardWriter(path, "PLAN")
+    first = upload.ShardWriter(path, "PLAN")
     first.write(b"rec")
     first.close()
     before = fake.objects[path]
-    second = storage.ShardWriter(path, "PLAN")   # a second task races for the shard
+    second = upload.ShardWriter(path, "PLAN")   # a second task races for the shard
     second.write(b"rec")
     second.close()
     assert second.existed and fake.objects[path] == before
-    other_plan = storage.ShardWriter(path, "OTHER")
+    other_plan = upload.ShardWriter(path, "OTHER")
     other_plan.write(b"rec")
     with pytest.raises(UserError, match="not a shard of this conversion"):
         other_plan.close()
@@ -155,16 +163,16 @@ class _Split:
 
 def test_resume_counts_only_complete_shards_of_this_plan(fake):
     for k in (0, 2):
-        w = storage.ShardWriter(_Split().path(k), "PLAN")
+        w = upload.ShardWriter(_Split().path(k), "PLAN")
         w.write(b"r%d" % k)
         w.close()
-    assert storage.remote_done(_Split(), "PLAN") == {0, 2}
+    assert upload.remote_done(_Split(), "PLAN") == {0, 2}
     data, meta, gen = fake.objects[_Split().path(2)]
     fake.objects[_Split().path(2)] = (data + b"!", meta, gen)   # size/CRC no longer match
     with pytest.raises(UserError, match="train-00002-of-00003 already exists"):
-        storage.remote_done(_Split(), "PLAN")
+        upload.remote_done(_Split(), "PLAN")
     with pytest.raises(UserError, match="train-00000-of-00003 already exists"):
-        storage.remote_done(_Split(), "ANOTHER PLAN")
+        upload.remote_done(_Split(), "ANOTHER PLAN")
 
 
 def test_transient_failures_are_retried_with_growing_backoff():
@@ -194,7 +202,7 @@ def test_reads_retry_and_short_reads_name_the_object(fake):
 def test_read_ahead_keeps_order_with_several_reads_in_flight(fake):
     fake.objects["gs://b/t"] = (os.urandom(1000), {}, 1)
     items = [("gs://b/t", k * 10, 10) for k in range(50)]
-    got = list(storage.read_ahead(items, lambda it: storage.read(*it), depth=4))
+    got = list(remote.read_ahead(items, lambda it: storage.read(*it), depth=4))
     assert b"".join(got) == fake.objects["gs://b/t"][0][:500]
 
 
@@ -235,8 +243,8 @@ def test_the_index_of_a_bucket_source_is_built_once_and_rebuilt_when_a_tar_chang
             return (tarindex.index_train_tar(paths[0], runner),
                     tarindex.index_flat_tar(paths[1]))
     log = io.StringIO()
-    first = storage.cached_listings(paths, build, Listing, str(tmp_path), log)
-    again = storage.cached_listings(paths, build, Listing, str(tmp_path), log)
+    first = cached.cached_listings(paths, build, str(tmp_path), log)
+    again = cached.cached_listings(paths, build, str(tmp_path), log)
     assert len(built) == 1 and "index of gs://b/in/" in log.getvalue()
     for a, b in zip(first, again):
         assert [a.relpath(i) for i in range(len(a))] == [b.relpath(i) for i in range(len(b))]
@@ -244,14 +252,14 @@ def test_the_index_of_a_bucket_source_is_built_once_and_rebuilt_when_a_tar_chang
         assert a.containers == b.containers == [a.containers[0]]
     data, meta, _ = fake.objects[paths[1]]
     fake.objects[paths[1]] = (data, meta, 2)          # re-uploaded: new generation
-    storage.cached_listings(paths, build, Listing, str(tmp_path), log)
+    cached.cached_listings(paths, build, str(tmp_path), log)
     assert len(built) == 2
 
 
 # ----------------------------------------------------------------- error lines
 
 def _classify(err, doing="reading"):
-    return storage.classify(err, "gs://bkt/some/obj", doing)
+    return storage.gcs.classify(err, "gs://bkt/some/obj", doing)
 
 
 def test_service_errors_become_one_line_naming_the_bucket_and_the_fix():
@@ -303,7 +311,7 @@ def test_google_cloud_is_imported_only_for_gs_paths(sample_release, tmp_path):
             "cli_build.main([%r, '-o', %r, '-j', '0', '--no-verify'])\n"
             "assert 'google.cloud.storage' not in sys.modules, 'GCS-WAS-IMPORTED'\n"
             "sys.modules['google.cloud'] = None\n"
-            "storage._gcs_modules()\n") % (REPO, sample_release[0], str(tmp_path / "o"))
+            "storage.gcs._gcs_modules()\n") % (REPO, sample_release[0], str(tmp_path / "o"))
     r = subprocess.run([python(), "-c", code], capture_output=True, text=True)
     assert "GCS-WAS-IMPORTED" not in r.stderr and r.returncode == 1
     assert "gs:// paths need the google-cloud-storage package: run './setup.sh --gcs'" \
@@ -367,8 +375,8 @@ def test_bucket_to_bucket_is_byte_identical_to_the_local_conversion(
     for name, data in local_records.items():
         assert got[name] == data, name
     blob = gcs_emulator.client().bucket(dst).get_blob("imagenet/train-00000-of-01024")
-    assert blob.metadata["ilsvrc-crc32c"] == blob.crc32c == storage.crc_b64(
-        storage.crc32c(local_records["train-00000-of-01024"]))
+    assert blob.metadata["ilsvrc-crc32c"] == blob.crc32c == crc32c.b64(
+        crc32c.value(local_records["train-00000-of-01024"]))
     # the index was built from the bucket once and is reused
     assert "indexed gs://%s/release/%s" % (source_bucket, TARS[0]) in r.stderr
     assert os.listdir(str(tmp_path / "index"))
@@ -469,13 +477,13 @@ def test_ranged_reads_against_the_emulator_are_exact(gcs_emulator):
     assert store.read("gs://%s/o" % name, 1000, 1) == data[1000:1001]
     assert store.read("gs://%s/o" % name, 0, 4096) == data
     info = store.stat("gs://%s/o" % name)
-    assert info.size == 4096 and info.crc32c == storage.crc32c(data)
+    assert info.size == 4096 and info.crc32c == crc32c.value(data)
     with pytest.raises(UserError, match="ends at byte 4096"):
         store.read("gs://%s/o" % name, 4000, 200)
     assert store.stat("gs://%s/absent" % name) is None
     created = store.create("gs://%s/new" % name, io.BytesIO(b"abc"), 3,
-                           storage.crc32c(b"abc"), {"k": "v"})
-    assert created.size == 3 and created.crc32c == storage.crc32c(b"abc")
+                           crc32c.value(b"abc"), {"k": "v"})
+    assert created.size == 3 and created.crc32c == crc32c.value(b"abc")
     with pytest.raises(UserError):   # the service refuses a wrong CRC32C
         store.create("gs://%s/bad" % name, io.BytesIO(b"abc"), 3, 12345)
 
@@ -533,7 +541,8 @@ def test_build_imagenet_data_source_and_output_in_buckets(
 # ----------------------------------------------------------------- in-worker check
 
 def _convert_to_fake_bucket(raw, out, log):
-    from ilsvrc import official, pool
+    from ilsvrc import pool
+    from ilsvrc.formats import official
     with pool.Pool(0) as runner:
         return official.convert(raw, out, runner, log=log)
 
@@ -549,7 +558,7 @@ def test_a_gs_shard_is_checked_from_its_buffer_before_it_is_uploaded(
 
     # a record whose image bytes differ from the planned ones (CRCs still right) is
     # caught by the worker's read-back of the buffer, and that shard never uploaded
-    real_write, spoiled = storage.ShardWriter.write, []
+    real_write, spoiled = upload.ShardWriter.write, []
 
     def spoil(self, payload):
         if not spoiled:
@@ -557,7 +566,7 @@ def test_a_gs_shard_is_checked_from_its_buffer_before_it_is_uploaded(
             payload = payload[:at] + b"\xff\xd8" + payload[at + 2:]
             spoiled.append(self.path)
         real_write(self, payload)
-    monkeypatch.setattr(storage.ShardWriter, "write", spoil)
+    monkeypatch.setattr(upload.ShardWriter, "write", spoil)
     with pytest.raises(UserError) as err:
         _convert_to_fake_bucket(raw, "gs://b/other", io.StringIO())
     assert "read back after writing" in str(err.value) and spoiled
@@ -565,7 +574,8 @@ def test_a_gs_shard_is_checked_from_its_buffer_before_it_is_uploaded(
 
 
 def test_dali_index_with_a_gs_output_is_refused_in_one_line(fake, sample_release):
-    from ilsvrc import official, pool
+    from ilsvrc import pool
+    from ilsvrc.formats import official
     with pool.Pool(0) as runner, pytest.raises(UserError) as err:
         official.convert(sample_release[0], "gs://b/out", runner, dali_index=True)
     assert "--dali-index" in str(err.value) and "\n" not in str(err.value)

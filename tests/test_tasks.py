@@ -10,7 +10,10 @@ import pytest
 
 from conftest import REPO, kill_after_shards, wait_for_shards
 from test_resume import _shards, clean_run, release  # noqa: F401  (fixtures)
-from ilsvrc import discover, lock, official, plan, pool, resume, shipped, tasks, write
+from ilsvrc import plan, pool, shipped, tasks
+from ilsvrc.sources import discover
+from ilsvrc.write import lock, resume, driver
+from ilsvrc.formats import official
 from ilsvrc.errors import UsageError
 
 
@@ -137,7 +140,7 @@ def test_tasks_of_another_plan_are_refused_while_live(tmp_path):
 def test_a_killed_holder_does_not_block(tmp_path):
     d = str(tmp_path)
     code = ("import sys, time; sys.path.insert(0, %r)\n"
-            "from ilsvrc import lock\n"
+            "from ilsvrc.write import lock\n"
             "c = lock.Claim([%r], False, 'held'); c.ready()\n"
             "print('held', flush=True); time.sleep(60)\n" % (REPO, d))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
@@ -208,7 +211,7 @@ def owned_names(release, task_index, count):
     label_file = official.label_file_for(release)
     splits, _ = official.make_splits(train, val, shipped.read_lines(label_file), label_file,
                                      "/nowhere")
-    mine = write.owned_shards(splits, tasks.Task(task_index, count, "test"))
+    mine = driver.owned_shards(splits, tasks.Task(task_index, count, "test"))
     return {"%s/%s" % (s.prefix, plan.shard_name(s.prefix, k, s.num_shards))
             for s, k in mine}
 

@@ -11,7 +11,8 @@ import shutil
 import pytest
 
 from conftest import python, run_cmd
-from ilsvrc import official, slim, tfds_meta
+from ilsvrc.formats import official, slim
+from ilsvrc.readerfiles import tfds_meta
 from slim_helpers import records
 
 

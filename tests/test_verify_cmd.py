@@ -6,7 +6,9 @@ import shutil
 import pytest
 
 from conftest import REPO, run_cmd
-from ilsvrc import features, official, pool, tfrecord
+from ilsvrc import pool
+from ilsvrc.records import features, tfrecord
+from ilsvrc.formats import official
 from ilsvrc.cli import verify as cli_verify
 
 B, I = features.BYTES, features.INT64
@@ -149,7 +151,7 @@ def test_wrong_format(capsys, built):
 
 
 def test_slim_with_source_checks_every_image(capsys, sample_release, tmp_path):
-    from ilsvrc import slim
+    from ilsvrc.formats import slim
     out = str(tmp_path / "slim")
     os.makedirs(out)
     with pool.Pool(0) as runner:

@@ -10,8 +10,10 @@ through docker and imagenet_to_gcs.py, without the docker, the extraction or the
 import argparse
 import sys
 
-from ilsvrc import convert as conversion
-from ilsvrc import discover, extract, official, pool, storage
+from ilsvrc.formats import conversion
+from ilsvrc import pool, storage
+from ilsvrc.sources import discover
+from ilsvrc.formats import extract, official
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 

@@ -4,8 +4,10 @@ counts, and the argument handling of the small positional-argument scripts."""
 import sys
 from typing import NamedTuple
 
-from ilsvrc import contract, image, pool
+from ilsvrc import contract, pool
+from ilsvrc.records import image
 from ilsvrc.errors import UsageError
+from ilsvrc.storage import cache
 
 
 class Option(NamedTuple):
@@ -146,20 +148,21 @@ def resolve_task(task_index, task_count, prog, log=None, environ=None):
 
 def index_path(given, out_dir):
     """The index file to read or write: --index, else OUT/ilsvrc-source.index (for a
-    gs:// OUT: in storage.index_dir(), a local directory)."""
+    gs:// OUT: in cache.index_dir(), a local directory)."""
     import os
-    from ilsvrc import index, storage
+    from ilsvrc import storage
+    from ilsvrc.sources import index
     if given:
         return given
     if storage.is_remote(out_dir):
-        return os.path.join(storage.index_dir(storage.index_hint), index.DEFAULT_NAME)
+        return os.path.join(cache.index_dir(cache.index_hint), index.DEFAULT_NAME)
     return os.path.join(out_dir, index.DEFAULT_NAME)
 
 
 def write_index(found, runner, path):
     """--index-only: walk the source and write its index to `path`."""
     import os
-    from ilsvrc import index
+    from ilsvrc.sources import index
     from ilsvrc.errors import UserError
     parent = os.path.dirname(os.path.abspath(path))
     try:

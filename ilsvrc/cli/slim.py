@@ -13,10 +13,13 @@ import argparse
 import os
 import sys
 
-from ilsvrc import bbox, contract, discover, extract, kagglezip, pool, shipped, slim, storage
-from ilsvrc import tarindex
+from ilsvrc import contract, pool, shipped, storage
+from ilsvrc.formats import bbox, extract, slim
+from ilsvrc.sources import discover, kagglezip
+from ilsvrc.sources import tarindex
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
+from ilsvrc.storage import cache
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
 
@@ -88,7 +91,7 @@ def convert_main(argv):
         raise UserError("%s is not a directory; give the directory holding the "
                         "ILSVRC2012 tars" % a.dir)
     # the box CSV of a bucket source is written locally, next to its index
-    raw = os.path.join(storage.index_dir(), "raw-data") if remote else \
+    raw = os.path.join(cache.index_dir(), "raw-data") if remote else \
         os.path.join(top, "raw-data")
     found = discover.find_source(top, "auto")
     index_file = options.index_path(a.index, top)

@@ -23,8 +23,11 @@ import os
 import re
 import sys
 
-from ilsvrc import (contract, dali, formats, lock, official, plan, pool, slim, tasks,
-                    tfds_meta, verify, write)
+from ilsvrc import contract, plan, pool, tasks
+from ilsvrc.readerfiles import dali, tfds_meta
+from ilsvrc.formats import registry, official, slim
+from ilsvrc.write import lock, driver
+from ilsvrc.verify import reread
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 from ilsvrc.progress import Progress
@@ -40,7 +43,7 @@ def parse(argv):
         "names, record framing and CRCs, feature keys and kinds, labels and counts; "
         "with --source also that every source image is there exactly once with its "
         "label.")
-    p.add_argument("format", choices=sorted(formats.FORMATS), metavar="FORMAT",
+    p.add_argument("format", choices=sorted(registry.FORMATS), metavar="FORMAT",
                    help="official (OUT_DIR/train, OUT_DIR/validation) or slim (flat)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="the conversion's output directory")
     p.add_argument("--source", metavar="DIR", help="the directory the conversion read "
@@ -145,7 +148,7 @@ def _check(job):
     prefix, k, args = job
     try:
         size = os.path.getsize(args[0])
-        n, pairs = verify.verify_shard_labels(args)
+        n, pairs = reread.verify_shard_labels(args)
         return n, size, None, pairs
     except UserError as err:
         return 0, 0, str(err), {}
@@ -161,13 +164,13 @@ def check_shards(fmt, shards, splits, runner, log, custom=False):
     problems = []
     label_range = (1, 1 << 62) if custom else fmt.label_range
     jobs = ((prefix, k, (path, fmt.schema, label_range,
-                         verify.expected(plans[prefix], k) if prefix in plans else None))
+                         reread.expected(plans[prefix], k) if prefix in plans else None))
             for prefix, k, path in shards)
     progress = Progress(len(shards), "verifying", stream=log, unit="shards")
     pairs = {}
     for (prefix, _, _), (n, size, problem, shard_pairs) in runner.run(_check, jobs):
         counts[prefix] += n
-        verify.merge_labels(pairs, shard_pairs)
+        reread.merge_labels(pairs, shard_pairs)
         if problem:
             problems.append(problem)
         progress.update(1, size)
@@ -204,7 +207,7 @@ def check_reader_files(fmt, out_dir, shards, counts, runner):
 
 
 def describe(count, prefix):
-    full = formats.FULL_COUNTS.get(prefix)
+    full = registry.FULL_COUNTS.get(prefix)
     return "full ILSVRC2012" if count == full else "partial: %d of %s" % (
         count, "{:,}".format(full) if full else "?")
 
@@ -212,7 +215,7 @@ def describe(count, prefix):
 def run(argv, out=None, log=None):
     out, log = out or sys.stdout, log or sys.stderr
     a = parse(argv)
-    fmt = formats.FORMATS[a.format]
+    fmt = registry.FORMATS[a.format]
     if not os.path.isdir(a.out_dir):
         raise UserError("%s is not a directory (the conversion's output directory)"
                         % a.out_dir)
@@ -284,7 +287,7 @@ def _task_share(fmt, shards, splits, task, log):
     """The shards verify task `task` re-reads: with a plan, exactly those the same
     write task wrote; without, an even deal of the layout's shards."""
     if splits:
-        owned = {(s.prefix, k) for s, k in write.owned_shards(splits, task, log)}
+        owned = {(s.prefix, k) for s, k in driver.owned_shards(splits, task, log)}
     else:
         keys = [(prefix, k) for _, prefix, num in fmt.layout for k in range(num)]
         owned = set(tasks.owned(keys, [1] * len(keys), task))

@@ -20,7 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc import discover, pool, shipped, slim  # noqa: E402
+from ilsvrc import pool, shipped  # noqa: E402
+from ilsvrc.sources import discover  # noqa: E402
+from ilsvrc.formats import slim  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import extract  # noqa: E402
+from ilsvrc.formats import extract  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UserError, main_guard, report  # noqa: E402
 

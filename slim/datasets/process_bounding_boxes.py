@@ -18,7 +18,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from ilsvrc import bbox, contract  # noqa: E402
+from ilsvrc import contract  # noqa: E402
+from ilsvrc.formats import bbox  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import main_guard  # noqa: E402
 

@@ -10,9 +10,9 @@ Shards an earlier run finished with the same plan are skipped (see resume).  A r
 holds its output directories' run lock (lock.py) while it writes; in task mode
 (tasks.py) it writes only the shards its task owns.  Record bytes depend only on
 the shard's items, so output is identical for any number of workers.
-A gs:// shard (storage.ShardWriter) has no partial file: its worker checks it from
+A gs:// shard (upload.ShardWriter) has no partial file: its worker checks it from
 the upload buffer and uploads it create-if-absent; gs:// outputs take no run lock
-(the bucket records what is done, storage.remote_done).
+(the bucket records what is done, upload.remote_done).
 """
 
 import errno
@@ -21,11 +21,18 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import containers, dali, features, image, lock, resume, shardcheck, storage
-from ilsvrc import tasks, tfrecord
+from ilsvrc import storage
+from ilsvrc.sources import containers
+from ilsvrc.readerfiles import dali
+from ilsvrc.records import features, image
+from ilsvrc.write import lock, resume, shardcheck
+from ilsvrc import tasks
+from ilsvrc.records import tfrecord
 from ilsvrc.errors import UserError
 from ilsvrc.fsutil import discard, fsync_path, partial_path
 from ilsvrc.progress import Progress
+from ilsvrc.write import upload
+from ilsvrc.sources import remote
 
 # Images read ahead: while a worker prepares one batch of a shard's images, the reads
 # of the next batch are already queued at the disk (containers.Reader.prefetch).  The
@@ -67,7 +74,7 @@ def write_shard(job):
     in the main process flushes and renames them.
 
     A gs:// path has no partial file (tmp is None) and plan is the plan fingerprint:
-    the shard is framed into storage.ShardWriter's buffer, checked from that buffer
+    the shard is framed into upload.ShardWriter's buffer, checked from that buffer
     (verify), and only then uploaded by this worker with create-if-absent; the
     storage layer checks the CRC32C the bucket reports.
     """
@@ -77,7 +84,7 @@ def write_shard(job):
     nread = 0
     sizes = []
     try:
-        writer = storage.ShardWriter(path, plan) if remote else tfrecord.open_writer(tmp)
+        writer = upload.ShardWriter(path, plan) if remote else tfrecord.open_writer(tmp)
     except Exception as err:
         raise _disk_error(tmp or path, err)
     checker = None
@@ -139,15 +146,15 @@ def _start_writeback(path):
 
 def _reads(items, reader):
     """Image bytes of `items` in order.  Reads from a bucket are kept in flight on
-    threads (storage.read_ahead); local reads are queued at the disk READ_AHEAD
+    threads (remote.read_ahead); local reads are queued at the disk READ_AHEAD
     images ahead (containers.Reader.prefetch)."""
     def one(item):
         try:
             return reader.read(item.container, item.offset, item.size)
         except OSError as err:
             raise UserError("cannot read %s: %s" % (item.where, err.strerror or err))
-    if any(isinstance(item.container, storage.ObjectSlices) for item in items):
-        yield from storage.read_ahead(items, one)
+    if any(isinstance(item.container, remote.ObjectSlices) for item in items):
+        yield from remote.read_ahead(items, one)
         return
     for i, item in enumerate(items):
         if i % READ_AHEAD == 0:       # the next images' reads go to the disk now
@@ -261,7 +268,7 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
         done = {}
         for split, digest, is_remote in zip(splits, digests, remote):
             if is_remote:
-                done[split.prefix] = storage.remote_done(split, digest)
+                done[split.prefix] = upload.remote_done(split, digest)
                 continue
             alone = claim.alone[split.out_dir]
             done[split.prefix] = resume.prepare_dir(split, digest, alone)

@@ -5,7 +5,10 @@ check the labels read back against the ILSVRC2012 label contract."""
 import sys
 from typing import Callable, NamedTuple
 
-from ilsvrc import dali, storage, verify, write
+from ilsvrc import storage
+from ilsvrc.readerfiles import dali
+from ilsvrc.verify import reread
+from ilsvrc.write import driver
 from ilsvrc.errors import UserError
 
 
@@ -27,21 +30,21 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     worker that writes a shard checks it from the bytes just written (shardcheck);
     shards kept from an earlier run are re-read from disk.  The (synset, label) pairs
     read back must then satisfy the label contract (ilsvrc.contract.check_label_map).
-    `options` go to the format's planner.  Returns (splits, write.write_splits'
+    `options` go to the format's planner.  Returns (splits, driver.write_splits'
     totals)."""
     refuse_remote_extras(out_dir, dali_index)
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
     custom = options.get("allow_custom", False)
-    label_range = verify.label_range(num_labels, custom)
+    label_range = reread.label_range(num_labels, custom)
     index = dali.Index(out_dir, dali_index)
-    stats = write.write_splits(splits, runner, check, label="converting", task=task,
+    stats = driver.write_splits(splits, runner, check, label="converting", task=task,
                                verify=(fmt.schema, label_range) if do_verify else None,
                                index=index)
     if do_verify:
         counts = dict(stats["checked"])
         pairs = stats["pairs"]
         kept = stats["kept"]
-        for prefix, n in verify.verify_shards(kept, fmt.schema, label_range, runner,
+        for prefix, n in reread.verify_shards(kept, fmt.schema, label_range, runner,
                                               pairs).items():
             counts[prefix] += n
         if task is None:
@@ -50,7 +53,7 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
                     raise UserError("%s: %d records in %s, planned %d"
                                     % (split.prefix, counts[split.prefix], split.out_dir,
                                        split.count))
-        verify.check_contract(pairs, custom, fmt.exact_labels and not custom,
+        reread.check_contract(pairs, custom, fmt.exact_labels and not custom,
                               " and ".join(sorted({s.out_dir for s in splits})))
         remote = storage.is_remote(out_dir)
         where = "the bucket" if remote else "disk"

@@ -1,58 +1,30 @@
 """TFRecord framing: length (8 bytes, little-endian), masked CRC32C of the length, payload,
 masked CRC32C of the payload.
 
-The pure-Python table CRC here is the independent reference the tests check against;
-it runs at a few MB/s.  Real conversions frame records here with TensorFlow's compiled
-CRC32C loaded without importing TensorFlow (ilsvrc.crc32c), else with TensorFlow's
-C++ writer (see `open_writer`).
+Real conversions frame records here with TensorFlow's compiled CRC32C loaded without
+importing TensorFlow (ilsvrc.crc32c, which holds every CRC32C implementation), else
+with TensorFlow's C++ writer (see `open_writer`).
 """
 
 import os
 import struct
 
-from ilsvrc import crc32c as _compiled
+from ilsvrc import crc32c
 
-_POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
-
-
-def _table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ _POLY if c & 1 else c >> 1
-        table.append(c)
-    return table
+masked_crc = crc32c.masked
 
 
-_TABLE = _table()
-
-
-def crc32c_table(data, crc=0):
-    """CRC-32C in pure Python (table-driven)."""
-    crc ^= 0xFFFFFFFF
-    table = _TABLE
-    for b in bytes(data):
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def crc32c(data):
-    """CRC-32C of `data`: compiled when ilsvrc.crc32c finds it, else the table."""
-    fast = _compiled.compiled()
-    return fast(data) if fast is not None else crc32c_table(data)
-
-
-def masked_crc(data):
-    c = crc32c(data)
-    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+def frame_parts(payload):
+    """One record as (header, payload, footer): the 8-byte length and its masked CRC,
+    the payload itself (not copied), the payload's masked CRC."""
+    length = struct.pack("<Q", len(payload))
+    return (length + struct.pack("<I", masked_crc(length)), payload,
+            struct.pack("<I", masked_crc(payload)))
 
 
 def frame(payload):
     """One framed record."""
-    length = struct.pack("<Q", len(payload))
-    return (length + struct.pack("<I", masked_crc(length)) + payload
-            + struct.pack("<I", masked_crc(payload)))
+    return b"".join(frame_parts(payload))
 
 
 class CorruptRecord(ValueError):
@@ -70,8 +42,7 @@ def read_records(path):
 
 
 def read_stream(f, masked=masked_crc):
-    """read_records over an open binary file; `masked` computes the masked CRC (ours
-    by default; storage passes google-crc32c's)."""
+    """read_records over an open binary file; `masked` computes the masked CRC."""
     index = 0
     while True:
         head = f.read(12)
@@ -105,9 +76,7 @@ class PyRecordWriter:
         self._sync = sync
 
     def write(self, payload):
-        length = struct.pack("<Q", len(payload))
-        parts = [length + struct.pack("<I", masked_crc(length)), payload,
-                 struct.pack("<I", masked_crc(payload))]
+        parts = frame_parts(payload)
         done = os.writev(self._fd, parts)
         if done < 16 + len(payload):      # a short write: write the rest
             rest = memoryview(b"".join(parts))[done:]
@@ -132,7 +101,7 @@ def open_writer(path, use_tf=True):
     """A record writer for `path` whose close() leaves flushing to disk to the caller:
     our framing with the compiled CRC32C when ilsvrc.crc32c finds it (no TensorFlow
     import), else TensorFlow's writer, else the pure-Python one."""
-    if _compiled.compiled() is not None:
+    if crc32c.compiled() is not None:
         return PyRecordWriter(path, sync=False)
     if use_tf:
         try:

@@ -9,7 +9,7 @@ Nothing here holds image bytes.
 import os
 from array import array
 
-from ilsvrc import containers
+from ilsvrc.sources import containers
 
 IMAGE_PATTERN = "*.JPEG"
 

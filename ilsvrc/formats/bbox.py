@@ -27,6 +27,7 @@ from xml.etree import ElementTree
 
 from ilsvrc import fsutil
 from ilsvrc.errors import UserError
+from ilsvrc.sources import remote
 
 ARCHIVE = "ILSVRC2012_bbox_train_v2.tar.gz"
 CSV_NAME = "imagenet_2012_bounding_boxes.csv"
@@ -150,7 +151,7 @@ def _open_raw(path):
     request, behind a buffer so the gzip magic can be peeked."""
     if path.startswith("gs://"):
         from ilsvrc import storage
-        return storage.open_stream(path, block=8 << 20)
+        return remote.open_stream(path, block=8 << 20)
     return open(path, "rb")
 
 
@@ -197,7 +198,7 @@ def _from_archive(path):
 
 def _from_zip(path):
     """Training XMLs of a Kaggle zip: members under ILSVRC/Annotations/CLS-LOC/train/."""
-    from ilsvrc import containers, kagglezip
+    from ilsvrc.sources import containers, kagglezip
     archive, reader = containers.ZipMembers(path), containers.Reader()
     marker = "/".join(kagglezip.ANNOTATIONS) + "/"
     found = []

@@ -13,8 +13,10 @@ import io
 import os
 import re
 
-from ilsvrc import containers, contract, kagglezip, shipped, storage
+from ilsvrc import contract, shipped, storage
+from ilsvrc.sources import containers, kagglezip
 from ilsvrc.errors import UserError
+from ilsvrc.storage import cache
 
 SOLUTION = "LOC_val_solution.csv"
 MAPPING = "LOC_synset_mapping.txt"
@@ -200,7 +202,7 @@ def choose(raw_dir, found, explicit=None, local_name=None, allow_custom=False):
     if explicit:
         return FileLabels(explicit, allow_custom)
     if local_name and storage.is_remote(raw_dir):   # copied from the bucket when there
-        fetched = storage.fetch_small(storage.join(raw_dir, local_name))
+        fetched = cache.fetch_small(storage.join(raw_dir, local_name))
         if fetched:
             return FileLabels(fetched, allow_custom)
     elif local_name and os.path.isfile(os.path.join(raw_dir, local_name)):

@@ -22,7 +22,7 @@ import json
 import os
 
 from ilsvrc.errors import UserError
-from ilsvrc.features import BYTES, FLOAT, INT64
+from ilsvrc.records.features import BYTES, FLOAT, INT64
 
 INFO_FILE, FEATURES_FILE = "dataset_info.json", "features.json"
 LABEL_KEY = "image/class/label"

@@ -12,14 +12,24 @@ so a plan built from bad inputs cannot make bad labels pass.
 
 import os
 
-from ilsvrc import contract, features, storage, tfrecord
+from ilsvrc import contract, storage
+from ilsvrc.records import features, tfrecord
+from ilsvrc.sources import remote
 from ilsvrc.errors import UserError
 
 
 
+def bucket_records(path, block=16 << 20):
+    """The payloads of the TFRecord object `path`, both CRCs checked."""
+    info = storage.store_for(path).stat(path)
+    if info is None:
+        raise UserError("%s is missing. Rerun the conversion to write it." % path)
+    yield from tfrecord.read_stream(remote.open_stream(path, 0, info.size, buffer_size=block))
+
+
 def _records(path):
     if storage.is_remote(path):
-        yield from storage.read_records(path)
+        yield from bucket_records(path)
         return
     try:
         from ilsvrc.tfimport import tensorflow

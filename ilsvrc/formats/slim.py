@@ -16,9 +16,12 @@ import os
 import sys
 from array import array
 
-from ilsvrc import convert as conversion
-from ilsvrc import contract, discover, features, index, kaggle_labels, plan, shipped, storage
-from ilsvrc import tfds_meta, tree
+from ilsvrc.formats import conversion
+from ilsvrc import contract, plan, shipped, storage
+from ilsvrc.sources import discover, index, val_labels
+from ilsvrc.records import features
+from ilsvrc.readerfiles import tfds_meta
+from ilsvrc.sources import tree
 from ilsvrc.errors import UsageError, UserError
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
@@ -123,7 +126,7 @@ def source_listings(source_dir, runner, val_label_file=None, allow_custom=False,
     by synset with the label file (default: the Kaggle copy's LOC_val_solution.csv,
     else the shipped file)."""
     found = discover.find_source(source_dir)
-    labels = kaggle_labels.choose(source_dir, found, val_label_file,
+    labels = val_labels.choose(source_dir, found, val_label_file,
                                   allow_custom=allow_custom)
     if log:
         log.write("validation labels from %s\n" % labels.path)

@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 
-from ilsvrc import lock
+from ilsvrc.write import lock
 from ilsvrc.errors import UserError
 
 STATE_VERSION = "ilsvrc-write-2"

@@ -6,7 +6,7 @@ shard layout -- (subdirectory of the output directory, file-name prefix, number 
 shards) per split -- and its planner.
 """
 
-from ilsvrc import official, slim
+from ilsvrc.formats import official, slim
 
 FORMATS = {fmt.name: fmt for fmt in (official.FORMAT, slim.FORMAT)}
 

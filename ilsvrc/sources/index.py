@@ -33,7 +33,7 @@ end, small for tars) and sizes (i64).
 For local sources, `listings_for(found, runner, path)` reads the index at `path`
 when it exists (checking it is this source's and not stale) and otherwise walks the
 source as before; `write_for(found, runner, path)` walks and writes it.
-`python -m ilsvrc.index SOURCE_DIR [-o FILE]` does the latter from the shell.
+`python -m ilsvrc.sources.index SOURCE_DIR [-o FILE]` does the latter from the shell.
 """
 
 import hashlib
@@ -46,8 +46,11 @@ import time
 import zlib
 from array import array
 
-from ilsvrc import containers, listing, storage
+from ilsvrc import storage
+from ilsvrc.sources import containers, listing
 from ilsvrc.errors import UserError
+from ilsvrc.storage import cache
+from ilsvrc.sources import remote
 
 MAGIC = b"ILSVRC-SOURCE-INDEX "
 VERSION = 1
@@ -57,7 +60,7 @@ _LITTLE = sys.byteorder == "little"
 
 # container classes by the name stored in the index
 _KINDS = {cls.__name__: cls for cls in (containers.Slices, containers.ZipMembers,
-                                        containers.File, storage.ObjectSlices)}
+                                        containers.File, remote.ObjectSlices)}
 
 
 class StaleIndex(UserError):
@@ -355,11 +358,11 @@ def source_base(found):
 def write_for(found, runner, path, log=None):
     """Walk the source `found` (discover.find_source) and write its index to `path`."""
     log = log or sys.stderr
-    from ilsvrc import discover
+    from ilsvrc.sources import discover
     if found[0] == "tar" and storage.is_remote(found[1]):
         raise UserError("--index-only is for local sources: a gs:// source's index is "
                         "built on its first conversion and kept in %s (or "
-                        "$ILSVRC_INDEX_DIR)" % storage.index_dir(storage.index_hint))
+                        "$ILSVRC_INDEX_DIR)" % cache.index_dir(cache.index_hint))
     t = time.monotonic()
     listings = discover.list_source(found, runner)
     stats = local_stats(stat_keys(listings))
@@ -374,11 +377,11 @@ def listings_for(found, runner, path, log=None):
     """(train, validation) listings: from the index at `path` when it exists,
     else by walking the source, as without an index."""
     log = log or sys.stderr
-    from ilsvrc import discover
+    from ilsvrc.sources import discover
     if path and os.path.exists(path) and found[0] == "tar" and \
             storage.is_remote(found[1]):
         log.write("index: %s is for a local source; a gs:// source keeps its own index "
-                  "(in %s)\n" % (path, storage.index_dir(storage.index_hint)))
+                  "(in %s)\n" % (path, cache.index_dir(cache.index_hint)))
     elif path and os.path.exists(path):
         t = time.monotonic()
         listings = load(path, local_stats, _source_meta(found), source_base(found))
@@ -397,10 +400,11 @@ def default_path(out_dir):
 
 def main(argv=None):
     import argparse
-    from ilsvrc import discover, pool
+    from ilsvrc import pool
+    from ilsvrc.sources import discover
     from ilsvrc.cli import options
     from ilsvrc.errors import main_guard
-    prog = "python -m ilsvrc.index"
+    prog = "python -m ilsvrc.sources.index"
 
     def run():
         p = argparse.ArgumentParser(prog=prog, description="Walk the ILSVRC2012 source "

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from ilsvrc import jpeg
+from ilsvrc.records import jpeg
 from ilsvrc.errors import UserError
 
 # Training images that are not RGB JPEGs (same list as tensorflow-datasets uses).

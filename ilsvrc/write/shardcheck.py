@@ -5,7 +5,7 @@ shard is kept.
 
 What is checked, record by record, from the file's bytes: the framing and both CRC32Cs,
 that the payload parses as an Example with exactly the format's keys and kinds and a
-label in range (verify.check_record, the same rules as ./verify.sh), and that every
+label in range (reread.check_record, the same rules as ./verify.sh), and that every
 feature equals the planned one: file name, label, synset and the format's other
 per-image features, height and width, and the encoded image bytes (compared byte for
 byte with the bytes the worker prepared).  Then the record count and the end of the
@@ -18,7 +18,9 @@ independent re-read of finished shards from disk.
 import os
 import struct
 
-from ilsvrc import crc32c, features, tfrecord, verify
+from ilsvrc import crc32c
+from ilsvrc.records import features, tfrecord
+from ilsvrc.verify import reread
 from ilsvrc.errors import UserError
 
 ENCODED = "image/encoded"
@@ -101,7 +103,7 @@ class ShardCheck:
             return _read_buffer(self.tmp, self, self.offset)
         if crc32c.compiled() is not None:
             return _read_from(self.tmp, self, self.offset)
-        it = verify._records(self.tmp)
+        it = reread._records(self.tmp)
         for _ in range(self.checked):
             next(it)
         return it
@@ -123,11 +125,11 @@ class ShardCheck:
                     feats = features.decode(payload, copy=False)
                 except features.DecodeError as err:
                     raise UserError("%s: not an Example (%s). %s" % (where, err, FIX))
-                problems = verify.check_record(feats, self.schema, self.label_range)
+                problems = reread.check_record(feats, self.schema, self.label_range)
                 problems.extend(_differences(feats, self.pending[n]))
                 if problems:
                     raise UserError("%s: %s. %s" % (where, "; ".join(problems), FIX))
-                verify.note_label(self.pairs, feats)
+                reread.note_label(self.pairs, feats)
                 n += 1
                 if n == want and not final:
                     break
@@ -157,7 +159,7 @@ def _read_from(path, state, offset):
 
 
 def _read_buffer(f, state, offset):
-    """_read_from over an open seekable buffer (storage.ShardWriter.buffer()); the
+    """_read_from over an open seekable buffer (upload.ShardWriter.buffer()); the
     writer appends at the end whatever position this leaves."""
     f.seek(offset)
     for payload in tfrecord.read_records(f):

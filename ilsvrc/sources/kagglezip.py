@@ -18,9 +18,9 @@ import os
 import struct
 
 from ilsvrc import contract, fsutil
-from ilsvrc.containers import ZipMembers, zip64_sizes, zip_damaged
+from ilsvrc.sources.containers import ZipMembers, zip64_sizes, zip_damaged
 from ilsvrc.errors import UserError
-from ilsvrc.listing import IMAGE_PATTERN, Listing
+from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 CLS_LOC = ("ILSVRC", "Data", "CLS-LOC")

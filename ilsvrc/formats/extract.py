@@ -13,8 +13,9 @@ import fnmatch
 import os
 import shutil
 
-from ilsvrc import containers, contract, fsutil
-from ilsvrc.listing import IMAGE_PATTERN
+from ilsvrc import contract, fsutil
+from ilsvrc.sources import containers
+from ilsvrc.sources.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
 
 

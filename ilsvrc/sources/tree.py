@@ -8,7 +8,7 @@ import os
 
 from ilsvrc import contract
 from ilsvrc.errors import UserError
-from ilsvrc.listing import IMAGE_PATTERN, Listing
+from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
 
 
 def _entries(directory):

@@ -18,9 +18,10 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import contract, fsutil, storage
-from ilsvrc.containers import Positioned, Slices
+from ilsvrc.sources.containers import Positioned, Slices
 from ilsvrc.errors import UserError
-from ilsvrc.listing import IMAGE_PATTERN, Listing
+from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
+from ilsvrc.sources import remote
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
 VAL_TAR = "ILSVRC2012_img_val.tar"
@@ -120,7 +121,7 @@ def scan_tar(fileobj, where, total_size, want):
 
 
 def _pread(f, n, offset):
-    pread = getattr(f, "pread", None)   # storage.RemoteFile: a tar in a bucket
+    pread = getattr(f, "pread", None)   # remote.RemoteFile: a tar in a bucket
     return pread(n, offset) if pread else os.pread(f.fileno(), n, offset)
 
 
@@ -130,12 +131,12 @@ def _size(f):
 
 def _container(path):
     """How the workers read this tar's members: in place, from disk or a bucket."""
-    return storage.ObjectSlices(path) if storage.is_remote(path) else Slices(path)
+    return remote.ObjectSlices(path) if storage.is_remote(path) else Slices(path)
 
 
 def _open_tar_file(path, block=None):
     if storage.is_remote(path):
-        return storage.RemoteFile(path, block=TAR_READ_BLOCK if block is None else block)
+        return remote.RemoteFile(path, block=TAR_READ_BLOCK if block is None else block)
     try:
         f = open(path, "rb")
     except OSError as err:

@@ -5,17 +5,22 @@ Inputs are found under one directory by `discover.find_source` (the release tars
 extracted layout, or the Kaggle copy).
 Validation labels: `--labels`, else `<dir>/synset_labels.txt` when present, else the
 Kaggle copy's own LOC_val_solution.csv, else the shipped 50,000-line file
-(kaggle_labels.choose).
+(val_labels.choose).
 """
 
 import os
 import sys
 from array import array
 
-from ilsvrc import contract, discover, features, index, plan, shipped, tfds_meta
-from ilsvrc import convert as conversion
-from ilsvrc import kaggle_labels, storage
+from ilsvrc import contract, plan, shipped
+from ilsvrc.sources import discover, index
+from ilsvrc.records import features
+from ilsvrc.readerfiles import tfds_meta
+from ilsvrc.formats import conversion
+from ilsvrc import storage
+from ilsvrc.sources import val_labels
 from ilsvrc.errors import UserError
+from ilsvrc.storage import cache
 
 B, I = features.BYTES, features.INT64
 TRAIN_SHARDS, VAL_SHARDS = 1024, 128
@@ -28,7 +33,7 @@ SCHEMA = {
 LABEL_FILE_NAME = "synset_labels.txt"
 def label_file_for(raw_dir):
     if storage.is_remote(raw_dir):   # copied next to the index when the bucket has one
-        return storage.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME)) or \
+        return cache.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME)) or \
             shipped.VAL_LABELS_FILE
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
     return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
@@ -93,13 +98,13 @@ def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
                 allow_custom=False, index_file=None):
     """The (train, validation) listings under raw_dir (from index_file when it
     exists, see index.py), and the planner's options (the validation labels:
-    label_file, else what kaggle_labels.choose finds, checked against the contract;
+    label_file, else what val_labels.choose finds, checked against the contract;
     whether synsets outside the 1000 are allowed)."""
     found = discover.find_source(raw_dir, source)
     if log:
         log.write(READING % (raw_dir, found[0]))
     train, val = index.listings_for(found, runner, index_file, log)
-    labels = kaggle_labels.choose(raw_dir, found, label_file, LABEL_FILE_NAME,
+    labels = val_labels.choose(raw_dir, found, label_file, LABEL_FILE_NAME,
                                   allow_custom)
     if log:
         log.write(LABELS_FROM % labels.path)

@@ -8,9 +8,12 @@ flat (one listing of `ILSVRC2012_val_*.JPEG`, group '').
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from ilsvrc import kagglezip, storage, tarindex, tree
+from ilsvrc import storage
+from ilsvrc.sources import kagglezip, tarindex, tree
 from ilsvrc.errors import UserError
-from ilsvrc.listing import Listing
+from ilsvrc.sources.listing import Listing
+from ilsvrc.sources import remote
+from ilsvrc.sources import cached
 
 SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
 
@@ -26,7 +29,7 @@ def find_source(raw_dir, kind="auto"):
         if kind not in ("auto", "tar"):
             raise UserError("a gs:// source holds the release tars: --source %s is for "
                             "local directories" % kind)
-        return ("tar",) + tuple(storage.find_tars(raw_dir, (tarindex.TRAIN_TAR,
+        return ("tar",) + tuple(remote.find_tars(raw_dir, (tarindex.TRAIN_TAR,
                                                              tarindex.VAL_TAR)))
     if not os.path.isdir(raw_dir):
         raise UserError("%s is not a directory" % raw_dir)
@@ -63,13 +66,12 @@ def find_source(raw_dir, kind="auto"):
                        + (os.path.join(raw_dir, *kagglezip.CLS_LOC), kagglezip.ZIP_NAME)))
 
 
-def list_source(found, runner, cached=True):
+def list_source(found, runner, use_index=True):
     kind, train_path, val_path = found
-    if kind == "tar" and cached and storage.is_remote(train_path):
-        return storage.cached_listings(
+    if kind == "tar" and use_index and storage.is_remote(train_path):
+        return cached.cached_listings(
             [train_path, val_path], lambda: list_source(("tar", train_path, val_path),
-                                                        runner, cached=False),
-            Listing, storage.index_hint)
+                                                        runner, use_index=False))
     if kind == "tar":
         # the validation tar's headers are read on a thread of this process while the
         # workers index the training tar: both wait mostly on the disk

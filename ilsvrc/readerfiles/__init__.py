@@ -1,0 +1,1 @@
+"""Files other readers need beside the shards: DALI index files and TFDS metadata."""

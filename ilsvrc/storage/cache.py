@@ -1,0 +1,41 @@
+"""A local cache directory for what a bucket source needs on local disk (its index,
+small label files): where it is, and copying a small object into it."""
+
+import hashlib
+import os
+
+from ilsvrc.errors import UserError
+from ilsvrc.storage import store_for
+
+
+index_hint = None   # set by a front end: its scratch directory (--local_scratch_dir)
+
+
+def index_dir(hint=None):
+    """Where the index of a bucket source is kept: `hint` (e.g. --local_scratch_dir),
+    else $ILSVRC_INDEX_DIR, else ~/.cache/ilsvrc-prep."""
+    return hint or index_hint or os.environ.get("ILSVRC_INDEX_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ilsvrc-prep")
+
+
+def fetch_small(path, limit=16 << 20):
+    """Copy a small object (a label file) into index_dir(); its local path, or None
+    when there is no such object."""
+    info = store_for(path).stat(path)
+    if info is None:
+        return None
+    if info.size > limit:
+        raise UserError("%s is %d bytes; a label file is far smaller. Check the path."
+                        % (path, info.size))
+    data = store_for(path).read(path, 0, info.size)
+    d = os.path.join(index_dir(), "files-" + hashlib.sha256(
+        repr((path, info.generation)).encode()).hexdigest()[:16])
+    local = os.path.join(d, path.rsplit("/", 1)[-1])
+    try:
+        os.makedirs(d, exist_ok=True)
+        with open(local + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(local + ".tmp", local)
+    except OSError as err:
+        raise UserError("cannot write %s: %s" % (local, err.strerror or err))
+    return local
