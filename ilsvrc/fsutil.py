@@ -1,20 +1,45 @@
 """File-system helpers every writer shares: the hidden `.NAME.<host>.<pid>.partial`
-file that is renamed into place only when complete (flushed to disk where that
-matters), discarding it, and the one rule for archive member names that could escape
-a directory."""
+file (named so that a run can tell its own partial files from those of other runs)
+that is renamed into place only when complete, the one write-temp-fsync-rename helper
+(`atomic_write`), discarding a file, and the one rule for archive member names that
+could escape a directory."""
 
 import contextlib
 import os
+import re
+import socket
 
 PARTIAL_SUFFIX = ".partial"
 
 
-def partial_path(path):
-    """Where this process writes the unfinished version of `path`:
-    `.NAME.<host>.<pid>.partial` beside it, so that a run can tell its own partial
-    files from those of other runs (lock.remove_orphans)."""
-    from ilsvrc.write import lock
-    return lock.partial_path(path)
+def host():
+    """This machine's name as it appears in partial-file names (no dots lost)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname() or "host")
+
+
+def run_tag():
+    return "%s.%d" % (host(), os.getpid())
+
+
+def partial_path(path, tag=None):
+    """`.<name>.<host>.<pid>.partial` next to `path`."""
+    d, name = os.path.split(path)
+    return os.path.join(d, ".%s.%s.partial" % (name, tag or run_tag()))
+
+
+def parse_partial(name):
+    """(shard name, host, pid) of a partial file name; host/pid None for the
+    unowned `.<name>.partial` of earlier versions; None if not a partial name."""
+    if not (name.startswith(".") and name.endswith(".partial")):
+        return None
+    core = name[1:-len(".partial")]
+    shard, _, owner = core.partition(".")
+    h, _, pid = owner.rpartition(".")
+    if not owner:
+        return shard, None, None
+    if not h or not pid.isdigit():
+        return None
+    return shard, h, int(pid)
 
 
 def fsync_path(path):
@@ -32,6 +57,24 @@ def discard(path):
         os.remove(path)
     except OSError:
         pass
+
+
+def atomic_write(path, data, sync=True):
+    """Write `data` (bytes or str) to `path` through its partial file: written, flushed
+    to disk (unless sync is False) and renamed into place, so that `path` is either the
+    old file or the whole new one.  The partial file is removed on any error (OSError
+    is re-raised for the caller to name the file and the fix)."""
+    tmp = partial_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 @contextlib.contextmanager

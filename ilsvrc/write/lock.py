@@ -25,46 +25,15 @@ files of a live one.
 import errno
 import fcntl
 import os
-import re
-import socket
 import time
 
 from ilsvrc.errors import UserError
+from ilsvrc.fsutil import host, parse_partial, partial_path, run_tag  # noqa: F401
 
 RUN_LOCK = ".ilsvrc-run.lock"
 PLAN_LOCK = ".ilsvrc-plan.lock"
 OWNER_LOCK = ".ilsvrc-owner.%s.lock"
 PLAN_WAIT_S = 120
-
-
-def host():
-    """This machine's name as it appears in partial-file names (no dots lost)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname() or "host")
-
-
-def run_tag():
-    return "%s.%d" % (host(), os.getpid())
-
-
-def partial_path(path, tag=None):
-    """`.<name>.<host>.<pid>.partial` next to `path`."""
-    d, name = os.path.split(path)
-    return os.path.join(d, ".%s.%s.partial" % (name, tag or run_tag()))
-
-
-def parse_partial(name):
-    """(shard name, host, pid) of a partial file name; host/pid None for the
-    unowned `.<name>.partial` of earlier versions; None if not a partial name."""
-    if not (name.startswith(".") and name.endswith(".partial")):
-        return None
-    core = name[1:-len(".partial")]
-    shard, _, owner = core.partition(".")
-    h, _, pid = owner.rpartition(".")
-    if not owner:
-        return shard, None, None
-    if not h or not pid.isdigit():
-        return None
-    return shard, h, int(pid)
 
 
 def _alive(pid):
