@@ -187,27 +187,15 @@ def some(items):
     return ", ".join(str(i) for i in items[:SHOW]) + more
 
 
-def verify(out, synsets_path, labels_path, expect_full=False):
-    out = os.path.abspath(out)
-    synsets, shipped = shipped_lists(synsets_path, labels_path)
-    known = set(synsets)
-    mapping = check_mapping(out, synsets, synsets_path)
-    solution_path, solution = read_solution(out, known)
-    disagree = [n for n in sorted(solution) if solution[n] != shipped[n - 1]]
-    if disagree:
-        n = disagree[0]
-        raise Failure("%s disagrees with %s on %d image(s), e.g. ILSVRC2012_val_%08d: %s here, %s "
-                      "there: the archive is damaged; rerun prepare.py with a fresh download."
-                      % (solution_path, labels_path, len(disagree), n, solution[n], shipped[n - 1]))
-    train_path, train_rows = read_train_solution(out, known)
-    found, per_class, extras, problems, train_names, val_numbers = scan(out, known, solution)
-    unlisted_train = sorted(i for i in train_rows
-                            if "%s/%s" % (TRAIN_ID.match(i).group(1), i) not in train_names)
-    other_boxes = sorted(i for i, labels in train_rows.items()
-                         if any(b != TRAIN_ID.match(i).group(1) for b in labels))
-    absent_val = sorted(n for n in solution if n not in val_numbers)
 
-    say = lambda text: print(text, flush=True)
+def _say(text):
+    print(text, flush=True)
+
+
+def _summary(out, mapping, solution, solution_path, train_rows, train_path, found,
+             per_class, synsets_path, labels_path):
+    """The first lines of the report: what was found, class by class and split by split."""
+    say = _say
     say("verify %s" % out)
     say("  classes     %d synsets in %s, same list and order as %s"
         % (CLASSES, os.path.basename(mapping), synsets_path))
@@ -220,6 +208,10 @@ def verify(out, synsets_path, labels_path, expect_full=False):
     say("  val         %d images" % found["val"])
     say("  test        %d images" % found["test"])
 
+
+def _missing(out, synsets, found, per_class, train_names, unlisted_train, absent_val,
+             solution):
+    """What the copy lacks against the whole release, one phrase each."""
     missing = []
     listed = train_listed(out)
     if listed is not None:
@@ -242,6 +234,33 @@ def verify(out, synsets_path, labels_path, expect_full=False):
     if unlabelled:
         missing.append("%d validation labels in LOC_val_solution.csv (e.g. ILSVRC2012_val_%08d)"
                        % (len(unlabelled), unlabelled[0]))
+    return missing
+
+def verify(out, synsets_path, labels_path, expect_full=False):
+    out = os.path.abspath(out)
+    synsets, shipped = shipped_lists(synsets_path, labels_path)
+    known = set(synsets)
+    mapping = check_mapping(out, synsets, synsets_path)
+    solution_path, solution = read_solution(out, known)
+    disagree = [n for n in sorted(solution) if solution[n] != shipped[n - 1]]
+    if disagree:
+        n = disagree[0]
+        raise Failure("%s disagrees with %s on %d image(s), e.g. ILSVRC2012_val_%08d: %s here, %s "
+                      "there: the archive is damaged; rerun prepare.py with a fresh download."
+                      % (solution_path, labels_path, len(disagree), n, solution[n], shipped[n - 1]))
+    train_path, train_rows = read_train_solution(out, known)
+    found, per_class, extras, problems, train_names, val_numbers = scan(out, known, solution)
+    unlisted_train = sorted(i for i in train_rows
+                            if "%s/%s" % (TRAIN_ID.match(i).group(1), i) not in train_names)
+    other_boxes = sorted(i for i, labels in train_rows.items()
+                         if any(b != TRAIN_ID.match(i).group(1) for b in labels))
+    absent_val = sorted(n for n in solution if n not in val_numbers)
+
+    say = _say
+    _summary(out, mapping, solution, solution_path, train_rows, train_path, found,
+             per_class, synsets_path, labels_path)
+    missing = _missing(out, synsets, found, per_class, train_names, unlisted_train,
+                       absent_val, solution)
     for text in missing:
         say("  missing     " + text)
     if extras:

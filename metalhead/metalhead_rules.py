@@ -75,8 +75,14 @@ def check(out, val_size=50000, test_size=100000):
     missing = [s for s in ("train", "val", "test") if not os.path.isdir(os.path.join(base, s))]
     rule("folders", "missing %s/%s" % (CLS, missing[0]) if missing else None,
          "%s/{train,val,test} are folders" % CLS)
+    known = set(_mapping_rules(rule, out))
+    _val_rules(rule, out, base, known, val_size, test_size)
+    _train_rules(rule, out, base, known)
+    return results
 
-    # the synset mapping
+
+def _mapping_rules(rule, out):
+    """The synset mapping's rules; its synsets in file order."""
     mapping_path = os.path.join(out, "LOC_synset_mapping.txt")
     synsets = []
     if not os.path.isfile(mapping_path):
@@ -100,9 +106,11 @@ def check(out, val_size=50000, test_size=100000):
         rule("mapping order", None if synsets == sorted(synsets) else
              "not in sorted order: Metalhead's label k would not be label k of the records",
              "sorted: line k is label k, as in the records")
-    known = set(synsets)
+    return synsets
 
-    # validation labels and files
+
+def _val_rules(rule, out, base, known, val_size, test_size):
+    """Validation labels and files, and the test split's size."""
     problem, lines = table(out, "LOC_val_solution.csv")
     rows = {}
     for k, parts in lines:
@@ -142,7 +150,9 @@ def check(out, val_size=50000, test_size=100000):
          % (len(lacking), test_size, CLS, lacking[0]) if lacking else None,
          "all %d test images present" % test_size)
 
-    # training folders and LOC_train_solution.csv
+
+def _train_rules(rule, out, base, known):
+    """Training folders and LOC_train_solution.csv."""
     train_dir = os.path.join(base, "train")
     wrong = []
     for entry in listing(train_dir):
@@ -173,7 +183,6 @@ def check(out, val_size=50000, test_size=100000):
                                             gone[0].split("_")[0], gone[0]))
     rule("train solution", problem, "all %d rows' images at train/<synset>/<ImageId>.JPEG"
          % len(lines))
-    return results
 
 
 def report(results, write=sys.stdout.write):
