@@ -113,11 +113,12 @@ import json, sys, time
 sys.path.insert(0, %r)
 from ilsvrc import pool
 from ilsvrc.formats import official
+from ilsvrc.sources import discover
 from ilsvrc.write import resume
 with pool.Pool(0) as runner:
-    listings, options = official.read_source(%r, runner, "tar")
+    listings, options = official.read_source(discover.find_source(%r, "tar"), runner)
 t = time.perf_counter()
-splits, _ = official.plan_listings(listings, "/nonexistent", **options)
+splits, _ = official.plan_listings(listings, "/nonexistent", **options.as_kwargs())
 for s in splits:
     resume.fingerprint(s, "header")
 print(json.dumps({"plan_s": time.perf_counter() - t}))

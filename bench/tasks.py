@@ -129,7 +129,7 @@ def tasks_bench(a):
 
 def index_size(members):
     from bench.index_scale import N_VAL, synthetic
-    from ilsvrc.sources import index
+    from ilsvrc.sources import indexfile
     t = time.monotonic()
     train, val, _ = synthetic(members, N_VAL)
     rng = random.Random(1)
@@ -147,10 +147,10 @@ def index_size(members):
     path = os.path.join(HERE, "out", "synthetic.index")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     t = time.monotonic()
-    size = index.save(path, [train, val], stats, {"kind": "tar"}, base="/data")
+    size = indexfile.save(path, [train, val], stats, {"kind": "tar"}, base="/data")
     write_s = time.monotonic() - t
     t = time.monotonic()
-    got = index.load(path, stats, {"kind": "tar"}, base="/data")
+    got = indexfile.load(path, stats, {"kind": "tar"}, base="/data")
     read_s = time.monotonic() - t
     assert list(got[0].offset) == list(train.offset) and got[0].names == train.names
     os.remove(path)

@@ -20,13 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
-from ilsvrc.formats import conversion  # noqa: E402
 from ilsvrc import pool, storage  # noqa: E402
-from ilsvrc.sources import discover  # noqa: E402
-from ilsvrc.formats import official  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
-from ilsvrc.storage import cache  # noqa: E402
+from ilsvrc.formats import conversion, official  # noqa: E402
+from ilsvrc.sources import cached, discover  # noqa: E402
 
 flags.DEFINE_string("project", None, "Google Cloud project that owns the bucket "
                     "(needed with --gcs_upload).")
@@ -76,18 +74,19 @@ def run(argv):
                          "ILSVRC2012 tars or the extracted train/ and validation/")
     if FLAGS.num_workers is not None and FLAGS.num_workers < 0:
         raise UsageError("--num_workers must be 0 or more")
+    cache_dir = None   # where a gs:// source's index and label file are kept
     if uploading or storage.is_remote(FLAGS.raw_data_dir):
         if FLAGS.project:
             os.environ["GOOGLE_CLOUD_PROJECT"] = FLAGS.project   # workers inherit it
-        cache.index_hint = scratch   # the index of a gs:// source is kept there
+        cache_dir = scratch
     out = destination if uploading else scratch
     workers = pool.default_workers() if FLAGS.num_workers is None else FLAGS.num_workers
-    index_file = options.index_path(FLAGS.index, scratch)
+    index_file = cached.index_path(FLAGS.index, scratch, cache_dir)
     if FLAGS.index_only:
         with pool.Pool(workers) as runner:
-            return options.write_index(discover.find_source(FLAGS.raw_data_dir,
-                                                            FLAGS.source),
-                                       runner, index_file)
+            cached.write_index(discover.find_source(FLAGS.raw_data_dir, FLAGS.source),
+                               runner, index_file, cache_dir)
+            return 0
     task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
     if uploading:   # fail before hours of work, not after
         conversion.refuse_remote_extras(destination, FLAGS.dali_index,
@@ -97,9 +96,9 @@ def run(argv):
     # task mode only the task's own shards (write.owned_shards), so each task
     # uploads exactly what it wrote
     with pool.Pool(workers) as runner:
-        official.convert(FLAGS.raw_data_dir, out, runner,
-                         check=FLAGS.image_check, source=FLAGS.source,
-                         do_verify=FLAGS.verify,
+        source = discover.find_source(FLAGS.raw_data_dir, FLAGS.source)
+        official.convert(source, out, runner, check=FLAGS.image_check,
+                         do_verify=FLAGS.verify, cache_dir=cache_dir,
                          allow_custom=FLAGS.allow_custom_classes,
                          task=task, index_file=index_file,
                          dali_index=FLAGS.dali_index,

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ilsvrc import pool
-from ilsvrc.sources import containers, discover, index, listing, tarindex
+from ilsvrc.sources import cached, containers, discover, indexfile, listing, tarindex
 
 
 def _columns(lst):
@@ -25,8 +25,8 @@ def test_round_trip_of_the_release_tars(release_copy, tmp_path, capsys):
     found = discover.find_source(d)
     path = str(tmp_path / "src.index")
     with pool.Pool(0) as runner:
-        index.write_for(found, runner, path)
-        loaded = index.listings_for(found, runner, path)
+        cached.write_index(found, runner, path)
+        loaded = cached.listings(found, runner, path)
     walked = _walk(found)
     assert [_columns(x) for x in loaded] == [_columns(x) for x in walked]
     assert len(loaded[0]) > 0 and loaded[0].inner_tars
@@ -43,9 +43,9 @@ def test_round_trip_of_every_column_kind(tmp_path):
     b.root, b.files_flat = str(tmp_path / "tree"), True
     b.add("v.JPEG", "n1")
     stats = {str(tmp_path / "k.zip"): [5, 6]}
-    data = index.dumps([a, b], stats, {"kind": "zip"}, base=str(tmp_path))
+    data = indexfile.dumps([a, b], stats, {"kind": "zip"}, base=str(tmp_path))
     moved = "/elsewhere/mount"
-    got = index.loads(data, {moved + "/k.zip": [5, 6]}, {"kind": "zip"}, base=moved)
+    got = indexfile.loads(data, {moved + "/k.zip": [5, 6]}, {"kind": "zip"}, base=moved)
     assert [str(c) for c in got[0].containers] == [moved + "/k.zip"]
     assert isinstance(got[0].containers[0], containers.ZipMembers)
     assert got[1].root == moved + "/tree"
@@ -57,7 +57,7 @@ def _indexed(directory, tmp_path, runner):
     """(found, index path) of the source in `directory`, its index just written."""
     found = discover.find_source(directory)
     path = str(tmp_path / "src.index")
-    index.write_for(found, runner, path)
+    cached.write_index(found, runner, path)
     return found, path
 
 
@@ -68,15 +68,15 @@ def test_a_changed_tar_is_detected(release_copy, tmp_path):
         tar = os.path.join(d, tarindex.VAL_TAR)
         st = os.stat(tar)
         os.utime(tar, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
-        with pytest.raises(index.StaleIndex) as err:
-            index.listings_for(found, runner, path)
+        with pytest.raises(indexfile.StaleIndex) as err:
+            cached.listings(found, runner, path)
         msg = str(err.value)
         assert tarindex.VAL_TAR in msg and "stale" in msg and "--index-only" in msg
         assert "\n" not in msg
         with open(tar, "ab") as f:
             f.write(bytes(512))
-        with pytest.raises(index.StaleIndex, match="changed size"):
-            index.listings_for(found, runner, path)
+        with pytest.raises(indexfile.StaleIndex, match="changed size"):
+            cached.listings(found, runner, path)
 
 
 def test_an_index_of_another_source_kind_is_refused(release_copy, tmp_path):
@@ -85,8 +85,8 @@ def test_an_index_of_another_source_kind_is_refused(release_copy, tmp_path):
         found, path = _indexed(d, tmp_path, runner)
         os.makedirs(os.path.join(d, "train"))
         os.makedirs(os.path.join(d, "validation"))
-        with pytest.raises(index.StaleIndex, match="another source"):
-            index.listings_for(discover.find_source(d, "tree"), runner, path)
+        with pytest.raises(indexfile.StaleIndex, match="another source"):
+            cached.listings(discover.find_source(d, "tree"), runner, path)
 
 
 def test_damaged_and_foreign_files(release_copy, tmp_path):
@@ -95,21 +95,21 @@ def test_damaged_and_foreign_files(release_copy, tmp_path):
         found, path = _indexed(d, tmp_path, runner)
         data = open(path, "rb").read()
         open(path, "wb").write(data[:-3])
-        with pytest.raises(index.BadIndex, match="damaged"):
-            index.listings_for(found, runner, path)
+        with pytest.raises(indexfile.BadIndex, match="damaged"):
+            cached.listings(found, runner, path)
         open(path, "wb").write(b"hello")
-        with pytest.raises(index.BadIndex, match="not an ilsvrc source index"):
-            index.listings_for(found, runner, path)
+        with pytest.raises(indexfile.BadIndex, match="not an ilsvrc source index"):
+            cached.listings(found, runner, path)
         open(path, "wb").write(data.replace(b"INDEX 1\n", b"INDEX 9\n", 1))
-        with pytest.raises(index.BadIndex, match="version 9"):
-            index.listings_for(found, runner, path)
+        with pytest.raises(indexfile.BadIndex, match="version 9"):
+            cached.listings(found, runner, path)
 
 
 def test_without_an_index_the_source_is_walked(release_copy, tmp_path):
     d, _ = release_copy
     found = discover.find_source(d)
     with pool.Pool(0) as runner:
-        got = index.listings_for(found, runner, str(tmp_path / "absent.index"))
+        got = cached.listings(found, runner, str(tmp_path / "absent.index"))
     assert [_columns(x) for x in got] == [_columns(x) for x in _walk(found)]
 
 
@@ -121,22 +121,22 @@ def test_tree_index_notices_a_new_file(tmp_path):
     open(root / "validation/ILSVRC2012_val_00000001.JPEG", "wb").close()
     with pool.Pool(0) as runner:
         found, path = _indexed(str(root), tmp_path, runner)
-        assert len(index.listings_for(found, runner, path)[0]) == 1
+        assert len(cached.listings(found, runner, path)[0]) == 1
         open(root / "train/n01440764/b.JPEG", "wb").close()
         os.utime(root / "train/n01440764", ns=(0, 10 ** 9))
-        with pytest.raises(index.StaleIndex, match="n01440764"):
-            index.listings_for(found, runner, path)
+        with pytest.raises(indexfile.StaleIndex, match="n01440764"):
+            cached.listings(found, runner, path)
 
 
 def test_module_command_writes_the_index(sample_release, tmp_path):
     from conftest import python, run_cmd
     d, _ = sample_release
     path = str(tmp_path / "cmd.index")
-    r = run_cmd([python(), "-m", "ilsvrc.sources.index", d, "-o", path, "-j", "0"])
+    r = run_cmd([python(), "-m", "ilsvrc.cli.index", d, "-o", path, "-j", "0"])
     assert r.returncode == 0, r.stderr
     assert "written to %s" % path in r.stderr
     found = discover.find_source(d)
-    got = index.load(path, index.local_stats, None, index.source_base(found))
+    got = indexfile.load(path, cached.local_stats, None, cached.source_base(found))
     assert sum(map(len, got)) == sum(map(len, _walk(found)))
-    r = run_cmd([python(), "-m", "ilsvrc.sources.index", str(tmp_path / "nothing"), "-o", path])
+    r = run_cmd([python(), "-m", "ilsvrc.cli.index", str(tmp_path / "nothing"), "-o", path])
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

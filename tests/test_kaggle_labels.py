@@ -208,3 +208,25 @@ def test_imagenet_to_gcs_takes_the_solution_file(sample_release, from_tars, tmp_
     assert r.returncode == 0, r.stderr
     assert "validation labels from %s:LOC_val_solution.csv" % os.path.join(d, ZIP) in r.stderr
     _same_shards(from_tars, out)
+
+
+def test_an_indexed_zip_run_reads_its_labels_without_walking_the_zip(
+        sample_release, tmp_path, monkeypatch):
+    from ilsvrc.sources import cached, discover, kagglezip
+    d = str(tmp_path / "kaggle")
+    os.makedirs(d)
+    write_zip(os.path.join(d, ZIP), kaggle_files(sample_release))
+    source = discover.find_source(d)
+    path = str(tmp_path / "zip.index")
+    with pool.Pool(0) as runner:
+        walked = cached.write_index(source, runner, path, log=io.StringIO())
+        assert set(walked[1].side_files) == {"LOC_val_solution.csv",
+                                            "LOC_synset_mapping.txt"}
+
+        def no_walk(path):
+            raise AssertionError("walked the zip's central directory")
+        monkeypatch.setattr(kagglezip, "zip_members", no_walk)
+        listings, options = official.read_source(source, runner, index_file=path,
+                                                 log=io.StringIO())
+    assert options.label_file == "%s:LOC_val_solution.csv" % os.path.join(d, ZIP)
+    assert listings[1].side_files == walked[1].side_files

@@ -10,12 +10,11 @@ through docker and imagenet_to_gcs.py, without the docker, the extraction or the
 import argparse
 import sys
 
-from ilsvrc.formats import conversion
 from ilsvrc import pool, storage
-from ilsvrc.sources import discover
-from ilsvrc.formats import extract, official
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
+from ilsvrc.formats import conversion, official
+from ilsvrc.sources import cached, discover
 
 PROG = "build.sh"
 
@@ -52,21 +51,8 @@ def parse(argv):
     return a
 
 
-def _extract(a, listings, label_file, runner):
-    n = extract.extract(*listings, a.dir, label_file, runner)
-    sys.stderr.write("extracted %d files into %s/train and %s/validation\n"
-                     % (n, a.dir, a.dir))
-
-
-def run(argv):
-    a = parse(argv)
-    out = a.output or storage.join(a.dir, "tf_records")
-    index_file = options.index_path(a.index, out)
-    if a.index_only:
-        with pool.Pool(a.workers) as runner:
-            return options.write_index(discover.find_source(a.dir, a.source), runner,
-                                       index_file)
-    task = options.resolve_task(a.task_index, a.task_count, PROG)
+def _checks(a, task, out):
+    """The refusals due before any work (the order of upstream's checks)."""
     if task is not None and a.extract:
         raise UsageError("--extract does not combine with task mode: extract on one "
                          "machine first, then convert with tasks")
@@ -76,26 +62,40 @@ def run(argv):
     conversion.refuse_remote_extras(out, a.dali_index, a.tfds_metadata)
     if storage.is_remote(out):   # before hours of work, not after
         storage.check_bucket(out, "writing to")
+
+
+def _convert(a, out, runner, task, index_file):
+    """The conversion, through the one official entry; with --extract the tars are
+    unpacked first and (converting from the tars) their listings reused."""
+    listings = None
+    if a.extract:
+        tars = discover.find_source(a.dir, "tar")
+        listings = official.extract_source(tars, runner, a.labels, sys.stderr,
+                                           a.allow_custom_classes)
+    if a.extract and a.source in ("auto", "tar"):
+        # the tars are indexed once: the same listings feed the conversion
+        source, index_file = tars, None
+    else:
+        source = discover.find_source(a.dir, a.source)
+        listings = None
+    official.convert(source, out, runner, check=a.check, do_verify=not a.no_verify,
+                     label_file=a.labels, allow_custom=a.allow_custom_classes, task=task,
+                     index_file=index_file, dali_index=a.dali_index,
+                     tfds_metadata=a.tfds_metadata, listings=listings)
+
+
+def run(argv):
+    a = parse(argv)
+    out = a.output or storage.join(a.dir, "tf_records")
+    index_file = cached.index_path(a.index, out)
+    if a.index_only:
+        with pool.Pool(a.workers) as runner:
+            cached.write_index(discover.find_source(a.dir, a.source), runner, index_file)
+            return 0
+    task = options.resolve_task(a.task_index, a.task_count, PROG)
+    _checks(a, task, out)
     with pool.Pool(a.workers) as runner:
-        if a.extract:
-            listings, plan_options = official.read_source(a.dir, runner, "tar", a.labels,
-                                                          allow_custom=a.allow_custom_classes)
-            _extract(a, listings, plan_options["label_file"], runner)
-        if a.extract and a.source in ("auto", "tar"):
-            # the tars are indexed once: the same listings feed the conversion
-            plan_options["label_file"] = a.labels or official.label_file_for(a.dir)
-            official.say_reading(a.dir, "tar", plan_options["label_file"], sys.stderr)
-            splits, _ = conversion.convert(official.FORMAT, listings, out, runner, a.check,
-                                           not a.no_verify, sys.stderr,
-                                           dali_index=a.dali_index, **plan_options)
-            if a.tfds_metadata:
-                official.write_tfds_metadata(out, splits, listings, plan_options, sys.stderr)
-        else:
-            official.convert(a.dir, out, runner, check=a.check, source=a.source,
-                             do_verify=not a.no_verify, label_file=a.labels,
-                             allow_custom=a.allow_custom_classes, task=task,
-                             index_file=index_file, dali_index=a.dali_index,
-                             tfds_metadata=a.tfds_metadata)
+        _convert(a, out, runner, task, index_file)
     if task is not None:
         sys.stderr.write("done: task %d of %d; when every task has finished, check the "
                          "whole: ./verify.sh official %s --source %s\n"

@@ -1,13 +1,14 @@
 """The engine options, defined once for the absl and the argparse front ends, worker
 counts, and the argument handling of the small positional-argument scripts."""
 
+import os
 import sys
 from typing import NamedTuple
 
-from ilsvrc import contract, pool
-from ilsvrc.records import image
+from ilsvrc import contract, pool, tasks
 from ilsvrc.errors import UsageError
-from ilsvrc.storage import cache
+from ilsvrc.records import image
+from ilsvrc.sources import cached
 
 
 class Option(NamedTuple):
@@ -136,8 +137,6 @@ def define_task_flags(flags):
 
 def resolve_task(task_index, task_count, prog, log=None, environ=None):
     """The tasks.Task of this run (None: ordinary run); says so on `log`."""
-    import os
-    from ilsvrc import tasks
     task = tasks.detect(task_index, task_count, os.environ if environ is None else environ)
     if task is not None:
         (log or sys.stderr).write("%s: task %d of %d (from %s); its shards are listed "
@@ -146,31 +145,10 @@ def resolve_task(task_index, task_count, prog, log=None, environ=None):
     return task
 
 
-def index_path(given, out_dir):
-    """The index file to read or write: --index, else OUT/ilsvrc-source.index (for a
-    gs:// OUT: in cache.index_dir(), a local directory)."""
-    import os
-    from ilsvrc import storage
-    from ilsvrc.sources import index
-    if given:
-        return given
-    if storage.is_remote(out_dir):
-        return os.path.join(cache.index_dir(cache.index_hint), index.DEFAULT_NAME)
-    return os.path.join(out_dir, index.DEFAULT_NAME)
+# where the source index is read or written (--index): the policy's own rule, named
+# here for the front ends that take --index (./verify.sh --source)
+index_path = cached.index_path
 
-
-def write_index(found, runner, path):
-    """--index-only: walk the source and write its index to `path`."""
-    import os
-    from ilsvrc.sources import index
-    from ilsvrc.errors import UserError
-    parent = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as err:
-        raise UserError("cannot create %s: %s" % (parent, err.strerror or err))
-    index.write_for(found, runner, path)
-    return 0
 
 def define_reader_flags(flags):
     """Define --dali_index and --tfds_metadata on absl's `flags` module."""

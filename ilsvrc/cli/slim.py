@@ -14,24 +14,24 @@ import os
 import sys
 
 from ilsvrc import contract, pool, shipped, storage
-from ilsvrc.formats import bbox, extract, slim
-from ilsvrc.sources import discover, kagglezip
-from ilsvrc.sources import tarindex
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
+from ilsvrc.formats import bbox, extract, slim
+from ilsvrc.sources import cached, discover, kagglezip, tarindex
 from ilsvrc.storage import cache
 
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
 
 
-def extract_raw(tar_dir, raw_dir, synsets_file, runner, log=sys.stderr, allow_custom=False):
-    """Unpack the tars into raw_dir/train/<synset>/ and raw_dir/validation/<synset>/.
+def extract_raw(source, raw_dir, synsets_file, runner, log=sys.stderr, allow_custom=False):
+    """Unpack the tars of `source` (a discover.Source, or the directory holding them)
+    into raw_dir/train/<synset>/ and raw_dir/validation/<synset>/.
 
     Only classes of synsets_file are unpacked; validation images go straight into
     their synset folder (the layout preprocess_imagenet_validation_data.py makes).
     Resumable: files already there with the right size are kept.
     """
-    train, val = slim.source_listings(tar_dir, runner, allow_custom=allow_custom)
+    train, val = slim.source_listings(source, runner, allow_custom=allow_custom)
     wanted = contract.read_synset_file(synsets_file, "synsets file",
                                        allow_custom=allow_custom)
     absent = sorted(set(wanted) - set(train.group_names))
@@ -80,8 +80,9 @@ def _parse_convert(argv):
     return a
 
 
-def convert_main(argv):
-    a = _parse_convert(argv)
+def _places(a):
+    """(top, raw-data directory, remote) of DIR: a bucket's box CSV is written
+    locally, next to its index."""
     remote = storage.is_remote(a.dir)   # gs://: archives read and shards written there
     top = a.dir.rstrip("/") if remote else os.path.abspath(a.dir.rstrip("/") or "/")
     if remote and a.extract:
@@ -90,26 +91,19 @@ def convert_main(argv):
     if not remote and not os.path.isdir(top):
         raise UserError("%s is not a directory; give the directory holding the "
                         "ILSVRC2012 tars" % a.dir)
-    # the box CSV of a bucket source is written locally, next to its index
     raw = os.path.join(cache.index_dir(), "raw-data") if remote else \
         os.path.join(top, "raw-data")
-    found = discover.find_source(top, "auto")
-    index_file = options.index_path(a.index, top)
-    if a.index_only:
-        with pool.Pool(a.workers) as runner:
-            return options.write_index(found, runner, index_file)
-    task = options.resolve_task(a.task_index, a.task_count, CONVERT)
-    if task is not None and a.extract:
-        raise UsageError("--extract does not combine with task mode: extract on one "
-                         "machine first, then convert with tasks")
-    if found[0] == "tree":
-        raise UserError("missing %s and %s in %s: put the ILSVRC2012 tars there (nothing "
-                        "is downloaded)" % (tarindex.TRAIN_TAR, tarindex.VAL_TAR, top))
+    return top, raw, remote
+
+
+def _box_csv(a, source, top, raw, remote):
+    """Write DIR/raw-data/imagenet_2012_bounding_boxes.csv from the box archive (or
+    the Kaggle copy's XMLs); its path, '' with --no-boxes."""
     archive = storage.join(top, bbox.ARCHIVE)
     if remote:
         have_archive = storage.store_for(archive).stat(archive) is not None
     else:
-        if not os.path.isfile(archive) and found[0] in ("kaggle", "zip"):
+        if not os.path.isfile(archive) and source.kind in ("kaggle", "zip"):
             archive = kagglezip.find_annotations(top)   # the Kaggle copy carries the XMLs
         have_archive = bool(archive and os.path.exists(archive))
     if not a.no_boxes and not have_archive:
@@ -120,26 +114,48 @@ def convert_main(argv):
         os.makedirs(raw, exist_ok=True)
     except OSError as err:
         raise UserError("cannot create %s: %s" % (raw, err.strerror or err))
-    csv = ""
-    if not a.no_boxes:
-        csv = os.path.join(raw, bbox.CSV_NAME)
-        n = bbox.write_csv(archive, csv, set(slim.load_synsets(shipped.SYNSETS_FILE)))
-        sys.stderr.write("wrote %d boxes to %s\n" % (n, csv))
+    if a.no_boxes:
+        return ""
+    csv = os.path.join(raw, bbox.CSV_NAME)
+    n = bbox.write_csv(archive, csv, set(slim.load_synsets(shipped.SYNSETS_FILE)))
+    sys.stderr.write("wrote %d boxes to %s\n" % (n, csv))
+    return csv
+
+
+def _convert(a, source, top, raw, csv, task, index_file):
     with pool.Pool(a.workers) as runner:
-        where = dict(source_dir=top)
+        where = dict(source_dir=source, index_file=index_file)
         if a.extract:
             # validation images land in their synset folders directly, so there is
             # nothing left for preprocess_imagenet_validation_data.py to move
-            extract_raw(top, raw, shipped.SYNSETS_FILE, runner,
+            extract_raw(source, raw, shipped.SYNSETS_FILE, runner,
                         allow_custom=a.allow_custom_classes)
             where = dict(train_dir=os.path.join(raw, "train"),
                          val_dir=os.path.join(raw, "validation"))
-        else:
-            where["index_file"] = index_file
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,
                      check=a.check, do_verify=not a.no_verify,
                      allow_custom=a.allow_custom_classes, task=task,
                      dali_index=a.dali_index, tfds_metadata=a.tfds_metadata, **where)
+
+
+def convert_main(argv):
+    a = _parse_convert(argv)
+    top, raw, remote = _places(a)
+    source = discover.find_source(top, "auto")
+    index_file = cached.index_path(a.index, top)
+    if a.index_only:
+        with pool.Pool(a.workers) as runner:
+            cached.write_index(source, runner, index_file)
+            return 0
+    task = options.resolve_task(a.task_index, a.task_count, CONVERT)
+    if task is not None and a.extract:
+        raise UsageError("--extract does not combine with task mode: extract on one "
+                         "machine first, then convert with tasks")
+    if source.kind == "tree":
+        raise UserError("missing %s and %s in %s: put the ILSVRC2012 tars there (nothing "
+                        "is downloaded)" % (tarindex.TRAIN_TAR, tarindex.VAL_TAR, top))
+    csv = _box_csv(a, source, top, raw, remote)
+    _convert(a, source, top, raw, csv, task, index_file)
     if task is not None:
         sys.stderr.write("done: task %d of %d; when every task has finished, check the "
                          "whole: ./verify.sh slim %s --source %s\n"

@@ -18,7 +18,6 @@ shard and record), 2 for bad arguments.
 """
 
 import argparse
-import io
 import os
 import re
 import sys
@@ -119,26 +118,7 @@ def inventory(fmt, out_dir):
 
 # --------------------------------------------------------------------------- plan
 
-def official_plan(source, out_dir, runner, label_file, num_threads=None,
-                  allow_custom=False, index_file=None):
-    """The splits build.sh would write from `source` (same label file rule)."""
-    listings, opts = official.read_source(source, runner, "auto", label_file,
-                                          allow_custom=allow_custom, index_file=index_file)
-    return official.plan_listings(listings, out_dir, **opts)[0]
-
-
-def slim_plan(source, out_dir, runner, label_file, num_threads=slim.NUM_THREADS,
-              allow_custom=False, index_file=None):
-    """The splits the slim driver would write from the tars or Kaggle copy in `source`
-    (boxes do not matter here: verify compares file names and labels)."""
-    splits, _ = slim.make_splits(out_dir, runner, source_dir=source,
-                                 val_label_file=label_file, num_threads=num_threads,
-                                 log=io.StringIO(), allow_custom=allow_custom,
-                                 index_file=index_file)
-    return splits
-
-
-PLANNERS = {"official": official_plan, "slim": slim_plan}
+PLANNERS = {"official": official.plan_from_source, "slim": slim.plan_from_source}
 
 
 # --------------------------------------------------------------------------- checks

@@ -19,6 +19,7 @@ from the archive `ILSVRC2012_bbox_train_v2.tar.gz`, streamed, never extracted.
 """
 
 import fnmatch
+import gzip
 import os
 import sys
 import tarfile
@@ -27,7 +28,7 @@ from xml.etree import ElementTree
 
 from ilsvrc import fsutil
 from ilsvrc.errors import UserError
-from ilsvrc.sources import remote
+from ilsvrc.sources import containers, kagglezip, remote
 
 ARCHIVE = "ILSVRC2012_bbox_train_v2.tar.gz"
 CSV_NAME = "imagenet_2012_bounding_boxes.csv"
@@ -150,14 +151,12 @@ def _open_raw(path):
     """The archive's bytes: a local file, or (gs://) streamed from the bucket 8 MB a
     request, behind a buffer so the gzip magic can be peeked."""
     if path.startswith("gs://"):
-        from ilsvrc import storage
         return remote.open_stream(path, block=8 << 20)
     return open(path, "rb")
 
 
 def _open_stream(raw):
     """The decompressed stream of a .tar.gz (or plain .tar) opened as `raw`."""
-    import gzip
     magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     return gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
 
@@ -198,7 +197,6 @@ def _from_archive(path):
 
 def _from_zip(path):
     """Training XMLs of a Kaggle zip: members under ILSVRC/Annotations/CLS-LOC/train/."""
-    from ilsvrc.sources import containers, kagglezip
     archive, reader = containers.ZipMembers(path), containers.Reader()
     marker = "/".join(kagglezip.ANNOTATIONS) + "/"
     found = []

@@ -1,8 +1,9 @@
 """Format (a): TFRecords for the TF official ResNet, as tensorflow/tpu imagenet_to_gcs.py
 writes them: 1024 training + 128 validation shards, 9 features.
 
-Inputs are found under one directory by `discover.find_source` (the release tars, the
-extracted layout, or the Kaggle copy).
+Inputs are the `discover.Source` under one directory (the release tars, the
+extracted layout, or the Kaggle copy), read once: discover, listings (cached.py:
+the index file when valid, else walked), then the validation labels.
 Validation labels: `--labels`, else `<dir>/synset_labels.txt` when present, else the
 Kaggle copy's own LOC_val_solution.csv, else the shipped 50,000-line file
 (val_labels.choose).
@@ -11,15 +12,14 @@ Kaggle copy's own LOC_val_solution.csv, else the shipped 50,000-line file
 import os
 import sys
 from array import array
+from typing import NamedTuple
 
-from ilsvrc import contract, plan, shipped
-from ilsvrc.sources import discover, index
-from ilsvrc.records import features
-from ilsvrc.readerfiles import tfds_meta
-from ilsvrc.formats import conversion
-from ilsvrc import storage
-from ilsvrc.sources import val_labels
+from ilsvrc import contract, plan, shipped, storage
 from ilsvrc.errors import UserError
+from ilsvrc.formats import conversion, extract
+from ilsvrc.readerfiles import tfds_meta
+from ilsvrc.records import features
+from ilsvrc.sources import cached, discover, val_labels
 from ilsvrc.storage import cache
 
 B, I = features.BYTES, features.INT64
@@ -31,9 +31,30 @@ SCHEMA = {
     "image/filename": B, "image/encoded": B,
 }
 LABEL_FILE_NAME = "synset_labels.txt"
-def label_file_for(raw_dir):
+
+
+class PlanOptions(NamedTuple):
+    """What the planner of FORMAT takes besides the listings."""
+    label_lines: list     # validation label lines (plan.validation_synsets)
+    label_file: str       # where they are from (named in errors and the log)
+    allow_custom: bool = False   # synsets outside the 1000 of ILSVRC2012 allowed
+
+    def as_kwargs(self):
+        """The keyword arguments of plan_listings (and conversion.convert)."""
+        return self._asdict()
+
+
+class SourceRead(NamedTuple):
+    """A source read for planning: its (train, validation) listings and the options."""
+    listings: tuple
+    options: PlanOptions
+
+
+def label_file_for(raw_dir, cache_dir=None):
+    """DIR/synset_labels.txt when there (a bucket's copied into the cache directory),
+    else the shipped file."""
     if storage.is_remote(raw_dir):   # copied next to the index when the bucket has one
-        return cache.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME)) or \
+        return cache.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME), cache_dir) or \
             shipped.VAL_LABELS_FILE
     local = os.path.join(raw_dir, LABEL_FILE_NAME)
     return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
@@ -94,30 +115,39 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
     ], len(labels)
 
 
-def read_source(raw_dir, runner, source="auto", label_file=None, log=None,
-                allow_custom=False, index_file=None):
-    """The (train, validation) listings under raw_dir (from index_file when it
-    exists, see index.py), and the planner's options (the validation labels:
-    label_file, else what val_labels.choose finds, checked against the contract;
-    whether synsets outside the 1000 are allowed)."""
-    found = discover.find_source(raw_dir, source)
+def read_source(source, runner, label_file=None, log=None, allow_custom=False,
+                index_file=None, cache_dir=None, listings=None):
+    """A SourceRead of `source` (a discover.Source): its (train, validation) listings
+    (`listings` when already read, else cached.listings: from index_file when it
+    exists) and the planner's options (the validation labels: label_file, else what
+    val_labels.choose finds, checked against the contract; whether synsets outside
+    the 1000 are allowed)."""
     if log:
-        log.write(READING % (raw_dir, found[0]))
-    train, val = index.listings_for(found, runner, index_file, log)
-    labels = val_labels.choose(raw_dir, found, label_file, LABEL_FILE_NAME,
-                                  allow_custom)
+        log.write(READING % (source.root, source.kind))
+    if listings is None:
+        listings = cached.listings(source, runner, index_file, cache_dir, log)
+    train, val = listings
+    labels = val_labels.choose(source, label_file, LABEL_FILE_NAME, allow_custom,
+                               val.side_files, cache_dir)
     if log:
         log.write(LABELS_FROM % labels.path)
-    options = dict(label_lines=labels.lines_for(sorted(val.names)), label_file=labels.path,
-                   allow_custom=allow_custom)
-    return (train, val), options
+    options = PlanOptions(labels.lines_for(sorted(val.names)), labels.path, allow_custom)
+    return SourceRead((train, val), options)
+
+
+def extract_source(source, runner, label_file=None, log=sys.stderr, allow_custom=False):
+    """build.sh --extract: unpack the release tars of `source` into
+    DIR/train/<synset>/ and DIR/validation/ (the label file copied to
+    DIR/synset_labels.txt); their listings, for the conversion to reuse."""
+    listings, options = read_source(source, runner, label_file,
+                                    allow_custom=allow_custom)
+    n = extract.extract(*listings, source.root, options.label_file, runner)
+    log.write("extracted %d files into %s/train and %s/validation\n"
+              % (n, source.root, source.root))
+    return listings
 
 
 READING, LABELS_FROM = "reading %s (%s)\n", "validation labels from %s\n"
-
-
-def say_reading(raw_dir, kind, label_file, log):
-    log.write(READING % (raw_dir, kind) + LABELS_FROM % label_file)
 
 
 def plan_listings(listings, out_dir, log=None, label_lines=(), label_file="",
@@ -139,17 +169,20 @@ FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
 
 def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=True,
             label_file=None, log=sys.stderr, allow_custom=False, task=None,
-            index_file=None, dali_index=False, tfds_metadata=False):
+            index_file=None, dali_index=False, tfds_metadata=False, cache_dir=None,
+            listings=None):
     """The whole official conversion on worker pool `runner`; returns (splits, stats).
-    task: a tasks.Task (write only its share); index_file: see read_source;
-    dali_index / tfds_metadata: also write DALI index files / TFDS metadata (local
-    outputs only)."""
+    raw_dir: a discover.Source, or a directory to find one of kind `source` in;
+    task: a tasks.Task (write only its share); index_file, cache_dir, listings: see
+    read_source; dali_index / tfds_metadata: also write DALI index files / TFDS
+    metadata (local outputs only)."""
     conversion.refuse_remote_extras(out_dir, dali_index, tfds_metadata)
-    listings, options = read_source(raw_dir, runner, source, label_file, log,
-                                    allow_custom, index_file)
+    found = discover.as_source(raw_dir, source)
+    listings, options = read_source(found, runner, label_file, log, allow_custom,
+                                    index_file, cache_dir, listings)
     splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
                                        do_verify, log, task=task, dali_index=dali_index,
-                                       **options)
+                                       **options.as_kwargs())
     if tfds_metadata:
         write_tfds_metadata(out_dir, splits, listings, options, log)
     return splits, stats
@@ -157,8 +190,17 @@ def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=T
 
 def write_tfds_metadata(out_dir, splits, listings, options, log):
     """TFDS metadata for the splits planned from `listings` with read_source's
-    `options` (class names in label order)."""
-    labels = plan.labels_from_synsets(list(options["label_lines"])
+    PlanOptions (class names in label order)."""
+    labels = plan.labels_from_synsets(list(options.label_lines)
                                       + listings[0].group_names)
     tfds_meta.write(out_dir, FORMAT.name, splits, SCHEMA, sorted(labels, key=labels.get),
                     log)
+
+
+def plan_from_source(source, out_dir, runner, label_file, num_threads=None,
+                     allow_custom=False, index_file=None):
+    """The splits build.sh would write from `source` (a directory or a Source; the
+    same label file rule): ./verify.sh --source's re-planner (num_threads: unused)."""
+    listings, options = read_source(discover.as_source(source), runner, label_file,
+                                    allow_custom=allow_custom, index_file=index_file)
+    return plan_listings(listings, out_dir, **options.as_kwargs())[0]

@@ -12,17 +12,18 @@ reseeded per split.  Shard boundaries follow upstream's thread layout, so
 `num_threads` is a layout parameter here: the writing is done by the worker pool.
 """
 
+import io
 import os
 import sys
 from array import array
+from typing import NamedTuple
 
-from ilsvrc.formats import conversion
 from ilsvrc import contract, plan, shipped, storage
-from ilsvrc.sources import discover, index, val_labels
-from ilsvrc.records import features
-from ilsvrc.readerfiles import tfds_meta
-from ilsvrc.sources import tree
 from ilsvrc.errors import UsageError, UserError
+from ilsvrc.formats import conversion
+from ilsvrc.readerfiles import tfds_meta
+from ilsvrc.records import features
+from ilsvrc.sources import cached, discover, tree, val_labels
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
 TRAIN_SHARDS, VAL_SHARDS, NUM_THREADS = 1024, 128, 8
@@ -35,6 +36,28 @@ SCHEMA = {
     "image/object/bbox/label": I, "image/format": B, "image/filename": B,
     "image/encoded": B,
 }
+
+
+class PlanOptions(NamedTuple):
+    """What the planner of FORMAT takes besides the listings."""
+    synsets: list         # the labels file's synsets: label k + 1 is line k
+    texts: dict           # {synset: human-readable text}
+    boxes: dict           # {image file name: [(xmin, ymin, xmax, ymax), ...]}
+    metadata_file: str    # where the texts are from (named in errors)
+    train_shards: int
+    val_shards: int
+    num_threads: int      # upstream's thread layout of the shards
+    allow_custom: bool = False
+
+    def as_kwargs(self):
+        """The keyword arguments of plan_listings (and conversion.convert)."""
+        return self._asdict()
+
+
+class SourceRead(NamedTuple):
+    """A source read for planning: its (train, validation) listings and the options."""
+    listings: tuple
+    options: PlanOptions
 
 
 def check_layout(train_shards, val_shards, num_threads):
@@ -118,19 +141,19 @@ def by_synset(flat, labels):
     return grouped
 
 
-def source_listings(source_dir, runner, val_label_file=None, allow_custom=False,
+def source_listings(source, runner, val_label_file=None, allow_custom=False,
                     index_file=None, log=None):
-    """(train, validation) listings of the images under source_dir, read in place:
-    the release tars, or the Kaggle copy (tree or zip) -- see discover.find_source --
-    or from index_file when it exists (index.py).  The flat validation set is grouped
-    by synset with the label file (default: the Kaggle copy's LOC_val_solution.csv,
-    else the shipped file)."""
-    found = discover.find_source(source_dir)
-    labels = val_labels.choose(source_dir, found, val_label_file,
-                                  allow_custom=allow_custom)
+    """(train, validation) listings of the images of `source` (a discover.Source, or
+    a directory to find one in), read in place: the release tars, or the Kaggle copy
+    (tree or zip); from index_file when it exists (cached.py).  The flat validation
+    set is grouped by synset with the label file (default: the Kaggle copy's
+    LOC_val_solution.csv, else the shipped file)."""
+    source = discover.as_source(source)
+    train, flat_val = cached.listings(source, runner, index_file)
+    labels = val_labels.choose(source, val_label_file, allow_custom=allow_custom,
+                               side_files=flat_val.side_files)
     if log:
         log.write("validation labels from %s\n" % labels.path)
-    train, flat_val = index.listings_for(found, runner, index_file)
     return train, by_synset(flat_val, labels)
 
 
@@ -220,8 +243,9 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
     and box tables, the layout, whether synsets outside the 1000 are allowed);
     index_file: see source_listings.
 
-    Reads the images under source_dir (tars or Kaggle copy) when given, else the trees
-    train_dir and val_dir.  bbox_file '' means no boxes (empty box lists).
+    Reads the images of source_dir (tars or Kaggle copy: a directory or a
+    discover.Source) when given, else the trees train_dir and val_dir.  bbox_file ''
+    means no boxes (empty box lists).  Returns a SourceRead.
     """
     check_layout(train_shards, val_shards, num_threads)
     synsets = load_synsets(labels_file, allow_custom)
@@ -238,10 +262,9 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
                                    log=log)
     else:
         listings = tree_listings(train_dir, val_dir)
-    return listings, dict(synsets=synsets, texts=texts, boxes=boxes,
-                          metadata_file=metadata_file, train_shards=train_shards,
-                          val_shards=val_shards, num_threads=num_threads,
-                          allow_custom=allow_custom)
+    return SourceRead(listings, PlanOptions(synsets, texts, boxes, metadata_file,
+                                            train_shards, val_shards, num_threads,
+                                            allow_custom))
 
 
 def plan_listings(listings, out_dir, log, synsets, texts, boxes, metadata_file,
@@ -263,7 +286,18 @@ FORMAT = conversion.Format("slim", SCHEMA, (1, 1000),
 def make_splits(out_dir, runner, log=sys.stderr, **where):
     """Plan both splits: (splits, number of labels); `where` as for read_source."""
     listings, options = read_source(runner, log=log, **where)
-    return plan_listings(listings, out_dir, log, **options)
+    return plan_listings(listings, out_dir, log, **options.as_kwargs())
+
+
+def plan_from_source(source, out_dir, runner, label_file, num_threads=NUM_THREADS,
+                     allow_custom=False, index_file=None):
+    """The splits the slim driver would write from the tars or Kaggle copy in `source`
+    (a directory or a Source): ./verify.sh --source's re-planner (boxes do not
+    matter there: verify compares file names and labels)."""
+    splits, _ = make_splits(out_dir, runner, source_dir=source, val_label_file=label_file,
+                            num_threads=num_threads, log=io.StringIO(),
+                            allow_custom=allow_custom, index_file=index_file)
+    return splits
 
 
 def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, task=None,
@@ -282,7 +316,7 @@ def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, tas
     listings, options = read_source(runner, log=log, **where)
     splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
                                        do_verify, log, task=task, dali_index=dali_index,
-                                       **options)
+                                       **options.as_kwargs())
     if tfds_metadata:
-        tfds_meta.write(out_dir, FORMAT.name, splits, SCHEMA, options["synsets"], log)
+        tfds_meta.write(out_dir, FORMAT.name, splits, SCHEMA, options.synsets, log)
     return splits, stats

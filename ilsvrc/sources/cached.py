@@ -1,36 +1,154 @@
-"""A source's listings, from its index file when it is valid, else walked."""
+"""The one read-or-walk policy: a source's listings from its index file when that is
+valid, else walked (local sources and gs:// alike), and where the index lives.
+
+A local source's index is the file a front end names (--index, default
+OUT/ilsvrc-source.index), written by --index-only; a gs:// source's index is kept in
+the local cache directory (storage.cache.index_dir) and built on the first walk.
+"""
 
 import hashlib
 import os
 import sys
 import time
 
+from ilsvrc import storage
 from ilsvrc.errors import UserError
-from ilsvrc.sources import index as idx
+from ilsvrc.sources import discover, indexfile
 from ilsvrc.sources.remote import object_stats
 from ilsvrc.storage.cache import index_dir
 
+DEFAULT_NAME = indexfile.DEFAULT_NAME
 
-def cached_listings(paths, build, cache_dir=None, log=sys.stderr):
+
+# --------------------------------------------------------------------------- where
+
+def index_path(given, out_dir, cache_dir=None):
+    """The index file to read or write: `given` (--index), else
+    OUT/ilsvrc-source.index (for a gs:// OUT: in index_dir(cache_dir), a local
+    directory)."""
+    if given:
+        return given
+    if storage.is_remote(out_dir):
+        return os.path.join(index_dir(cache_dir), DEFAULT_NAME)
+    return os.path.join(out_dir, DEFAULT_NAME)
+
+
+# --------------------------------------------------------------------------- local
+
+def local_stats(keys):
+    """{path: [size, st_mtime_ns] or None} for local paths."""
+    out = {}
+    for key in keys:
+        try:
+            st = os.stat(key)
+        except OSError:
+            out[key] = None
+            continue
+        out[key] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def stat_keys(listings):
+    """The local paths a listing depends on: its container files, its tree root
+    and (grouped trees) every group directory, whose mtime changes when files are
+    added or removed."""
+    keys = []
+    for lst in listings:
+        keys.extend(str(c) for c in lst.containers)
+        if lst.root is not None:
+            keys.append(lst.root)
+            if not lst.files_flat:
+                keys.extend(os.path.join(lst.root, g) for g in lst.group_names if g)
+    return sorted(set(keys))
+
+
+def source_base(source):
+    """The directory the source's paths are stored relative to, spelled as the
+    caller spelled it, so that loaded paths are the very strings a walk gives (the
+    plan fingerprint includes them)."""
+    return os.path.dirname(source.train)
+
+
+def source_meta(source):
+    """What an index records of the source it describes (checked on reading)."""
+    base = source_base(source)
+    return {"kind": source.kind,
+            "paths": [os.path.relpath(os.path.abspath(p), base)
+                      for p in (source.train, source.val)]}
+
+
+def write_index(source, runner, path, cache_dir=None, log=None):
+    """--index-only: walk the local `source` and write its index to `path` (its
+    directory created); the listings."""
+    log = log or sys.stderr
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as err:
+        raise UserError("cannot create %s: %s" % (parent, err.strerror or err))
+    if source.remote:
+        raise UserError("--index-only is for local sources: a gs:// source's index is "
+                        "built on its first conversion and kept in %s (or "
+                        "$ILSVRC_INDEX_DIR)" % index_dir(cache_dir))
+    t = time.monotonic()
+    listings = discover.list_source(source, runner)
+    stats = local_stats(stat_keys(listings))
+    size = indexfile.save(path, listings, stats, source_meta(source), source_base(source))
+    log.write("index: %s images of %s written to %s (%.1f MB, %.1f s)\n"
+              % ("{:,}".format(sum(len(x) for x in listings)), source_base(source),
+                 path, size / 1e6, time.monotonic() - t))
+    return listings
+
+
+def load_index(source, path):
+    """The listings recorded in the index file at `path` for the local `source`
+    (StaleIndex when the source changed, BadIndex when it is not a good index)."""
+    return indexfile.load(path, local_stats, source_meta(source), source_base(source))
+
+
+# --------------------------------------------------------------------------- policy
+
+def listings(source, runner, index_file=None, cache_dir=None, log=None):
+    """(train, validation) listings of `source`: a local source's from `index_file`
+    when it exists, a bucket's from its cached index when it matches; else walked."""
+    log = log or sys.stderr
+    if source.remote:
+        if index_file and os.path.exists(index_file):
+            log.write("index: %s is for a local source; a gs:// source keeps its own "
+                      "index (in %s)\n" % (index_file, index_dir(cache_dir)))
+        return cached_listings([source.train, source.val],
+                               lambda: discover.list_source(source, runner), cache_dir)
+    if index_file and os.path.exists(index_file):
+        t = time.monotonic()
+        got = load_index(source, index_file)
+        log.write("index: read %s images from %s (%.1f s; source unchanged)\n"
+                  % ("{:,}".format(sum(len(x) for x in got)), index_file,
+                     time.monotonic() - t))
+        return tuple(got)
+    return discover.list_source(source, runner)
+
+
+def cached_listings(paths, build, cache_dir=None, log=None):
     """(train, validation) listings of the bucket tars `paths`: from the index file
     in index_dir(cache_dir) when it matches the objects' sizes and generations (a
     stale or damaged index is rebuilt, not trusted), else build() them (reading the
     tars' headers from the bucket) and save the index."""
+    log = log or sys.stderr
     stats = object_stats(paths)
     meta = {"source": "gs", "objects": list(paths)}
     path = os.path.join(index_dir(cache_dir), "gs-%s.index" % hashlib.sha256(
         repr(list(paths)).encode()).hexdigest()[:16])
     if os.path.exists(path):
         try:
-            listings = tuple(idx.load(path, stats, meta=meta))
+            got = tuple(indexfile.load(path, stats, meta=meta))
             log.write("index of %s from %s\n" % (", ".join(paths), path))
-            return listings
+            return got
         except UserError as err:
             log.write("note: %s; indexing the bucket again\n" % err)
     t0 = time.monotonic()
-    listings = tuple(build())
+    got = tuple(build())
     log.write("indexed %s in %.1f s (%d images); index saved to %s\n"
-              % (", ".join(paths), time.monotonic() - t0, sum(map(len, listings)), path))
+              % (", ".join(paths), time.monotonic() - t0, sum(map(len, got)), path))
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    idx.save(path, listings, stats, meta=meta)
-    return listings
+    indexfile.save(path, got, stats, meta=meta)
+    return got

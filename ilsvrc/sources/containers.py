@@ -11,6 +11,7 @@ import os
 import struct
 import zlib
 
+from ilsvrc import contract
 from ilsvrc.errors import UserError
 
 
@@ -134,7 +135,6 @@ class ZipMembers(Container):
         return crc, csize, usize, local
 
     def read(self, handle, offset, csize):
-        from ilsvrc import contract
         path = self.path
         crc, cd_csize, usize, local = self._central(handle, offset)
         if cd_csize != csize:

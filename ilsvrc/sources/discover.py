@@ -1,36 +1,62 @@
-"""Finding the images under a directory: release tars, extracted tree, Kaggle copy.
+"""What a source directory holds (release tars, extracted tree, Kaggle copy), as a
+`Source`, and walking it into its (train, validation) listings.
 
 Shared by every format.  `find_source(dir, kind)` says what is there;
-`list_source(found, runner)` returns the (train, validation) listings, validation
-flat (one listing of `ILSVRC2012_val_*.JPEG`, group '').
+`list_source(source, runner)` walks it (every time: reading an index file instead
+is ilsvrc/sources/cached.py's policy) and returns the (train, validation)
+listings, validation flat (one listing of `ILSVRC2012_val_*.JPEG`, group '').
 """
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from ilsvrc import storage
-from ilsvrc.sources import kagglezip, tarindex, tree
 from ilsvrc.errors import UserError
-from ilsvrc.sources.listing import Listing
-from ilsvrc.sources import remote
-from ilsvrc.sources import cached
+from ilsvrc.sources import kagglezip, remote, tarindex, tree
 
 SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
 
 
-def find_source(raw_dir, kind="auto"):
-    """Where the images are: (kind, path, path).
+class Source(NamedTuple):
+    """Where the images of one source are.
 
-    kinds: "tar" (train_tar, val_tar), "tree" (train_dir, val_dir), "kaggle" (the
-    unpacked Kaggle train and val dirs), "zip" (the Kaggle zip, twice).  "auto" takes
-    the first that is present, in that order.
-    """
+    kind: "tar" (train, val: the release tars), "tree" (the extracted train and
+    validation directories), "kaggle" (the unpacked Kaggle train and val
+    directories), "zip" (the Kaggle zip, as both train and val); root: the
+    directory given (or the gs:// prefix)."""
+    kind: str
+    train: str
+    val: str
+    root: str
+
+    @property
+    def remote(self):
+        """True for release tars in a bucket."""
+        return storage.is_remote(self.train)
+
+
+def find_source(raw_dir, kind="auto"):
+    """The Source under raw_dir: "auto" takes the first kind present, in the order
+    tar, tree, kaggle, zip; another kind must be there."""
     if storage.is_remote(raw_dir):
         if kind not in ("auto", "tar"):
             raise UserError("a gs:// source holds the release tars: --source %s is for "
                             "local directories" % kind)
-        return ("tar",) + tuple(remote.find_tars(raw_dir, (tarindex.TRAIN_TAR,
-                                                             tarindex.VAL_TAR)))
+        train, val = remote.find_tars(raw_dir, (tarindex.TRAIN_TAR, tarindex.VAL_TAR))
+        return Source("tar", train, val, raw_dir)
+    found = _find_local(raw_dir, kind)
+    return Source(*found, raw_dir)
+
+
+def as_source(where, kind="auto"):
+    """`where` itself when it is a Source already found, else find_source(where, kind):
+    a front end finds its source once and passes it down."""
+    return where if isinstance(where, Source) else find_source(where, kind)
+
+
+def _find_local(raw_dir, kind):
+    """(kind, train, val) of a local directory (see find_source)."""
     if not os.path.isdir(raw_dir):
         raise UserError("%s is not a directory" % raw_dir)
     tars = (os.path.join(raw_dir, tarindex.TRAIN_TAR), os.path.join(raw_dir, tarindex.VAL_TAR))
@@ -59,26 +85,22 @@ def find_source(raw_dir, kind="auto"):
     if kind == "zip" or (kind == "auto" and archive):
         if not archive:
             raise UserError("missing %s" % os.path.join(raw_dir, kagglezip.ZIP_NAME))
-        return ("zip", archive, archive)
+        return "zip", archive, archive
     raise UserError("no ImageNet data in %s: expected the tars %s and %s, or the extracted "
                     "directories %s/ and %s/, or the Kaggle copy (%s/ or %s)."
                     % ((raw_dir,) + tars + tree
                        + (os.path.join(raw_dir, *kagglezip.CLS_LOC), kagglezip.ZIP_NAME)))
 
 
-def list_source(found, runner, use_index=True):
-    kind, train_path, val_path = found
-    if kind == "tar" and use_index and storage.is_remote(train_path):
-        return cached.cached_listings(
-            [train_path, val_path], lambda: list_source(("tar", train_path, val_path),
-                                                        runner, use_index=False))
-    if kind == "tar":
+def list_source(source, runner):
+    """The (train, validation) listings of `source`, walked."""
+    if source.kind == "tar":
         # the validation tar's headers are read on a thread of this process while the
         # workers index the training tar: both wait mostly on the disk
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-val") as ex:
-            val = ex.submit(tarindex.index_flat_tar, val_path)
-            train = tarindex.index_train_tar(train_path, runner)
+            val = ex.submit(tarindex.index_flat_tar, source.val)
+            train = tarindex.index_train_tar(source.train, runner)
             return train, val.result()
-    if kind == "zip":
-        return kagglezip.index_zip(train_path)
-    return tree.list_tree_train(train_path), tree.list_tree_flat(val_path)
+    if source.kind == "zip":
+        return kagglezip.index_zip(source.train)
+    return tree.list_tree_train(source.train), tree.list_tree_flat(source.val)

@@ -14,6 +14,7 @@ Older zips that wrap everything in a .tar.gz cannot be read in place (a gzip str
 no random access): metalhead/prepare.py unpacks them once.
 """
 
+import fnmatch
 import os
 import struct
 
@@ -24,6 +25,9 @@ from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 CLS_LOC = ("ILSVRC", "Data", "CLS-LOC")
+# the copy's validation labels and its synset list, read by sources/val_labels.py
+SOLUTION, MAPPING = "LOC_val_solution.csv", "LOC_synset_mapping.txt"
+SIDE_FILES = (SOLUTION, MAPPING)
 
 
 def find_tree(raw_dir):
@@ -122,40 +126,40 @@ def find_annotations(raw_dir):
     return find_zip(raw_dir)
 
 
+def side_file(found, name, offset, csize):
+    """Record the member `name` in `found` when it is one of SIDE_FILES and the
+    shallowest such member so far."""
+    base = name.rsplit("/", 1)[-1]
+    if base in SIDE_FILES and (base not in found
+                               or name.count("/") < found[base][0].count("/")):
+        found[base] = (name, offset, csize)
+
+
 def index_zip(path):
-    """(train Listing, val Listing) of a Kaggle zip holding ILSVRC/ directly."""
-    import fnmatch
+    """(train Listing, val Listing) of a Kaggle zip holding ILSVRC/ directly; the
+    validation listing's `side_files` records where the LOC_* label files are, from
+    the same walk of the central directory."""
     train, val = Listing("train"), Listing("validation")
     train.containers = val.containers = [ZipMembers(path)]
+    val.side_files = {}
     marker = "/".join(CLS_LOC) + "/"
     wrapped = None
     seen = set()
     for name, offset, csize in zip_members(path):
+        side_file(val.side_files, name, offset, csize)
         if name.endswith(".tar.gz"):
             wrapped = name
         at = name.find(marker)
         if at < 0 or name.endswith("/"):
             continue
-        parts = name[at + len(marker):].split("/")
         if fsutil.escapes(name):
             raise UserError("%s: member '%s' has an absolute path or '..'; refusing "
                             "it." % (path, name))
         if name in seen:
             raise UserError("%s: member '%s' appears twice" % (path, name))
         seen.add(name)
-        if parts[0] not in ("train", "val"):
-            continue                   # test/ and the rest: not converted
-        is_jpeg = fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN)
-        if parts[0] == "train" and len(parts) == 3 and is_jpeg:
-            contract.check_class_name(parts[1], "%s: %s" % (path, "/".join(
-                name.split("/")[:-1]) + "/"))
-            train.add(parts[2], parts[1], 0, offset, csize)
-        elif parts[0] == "val" and len(parts) == 2 and is_jpeg:
-            val.add(parts[1], "", 0, offset, csize)
-        elif is_jpeg or contract.IMAGE_LIKE.fullmatch(parts[-1]):
-            raise UserError("%s: member '%s' is not where the Kaggle copy keeps its images "
-                            "(train/<synset>/*.JPEG, val/*.JPEG), so it would be left "
-                            "out. Use the original Kaggle archive." % (path, name))
+        _add_member(train, val, path, name, name[at + len(marker):].split("/"), offset,
+                    csize)
     if not len(train) and not len(val):
         if wrapped:
             raise UserError("%s holds %s, which cannot be read in place: run "
@@ -164,3 +168,20 @@ def index_zip(path):
         raise UserError("%s holds no ILSVRC/Data/CLS-LOC/ images; is it the Kaggle "
                         "imagenet-object-localization-challenge archive?" % path)
     return train, val
+
+
+def _add_member(train, val, path, name, parts, offset, csize):
+    """File the member `name` (`parts`: its path below CLS-LOC/) in its listing."""
+    if parts[0] not in ("train", "val"):
+        return                         # test/ and the rest: not converted
+    is_jpeg = fnmatch.fnmatchcase(parts[-1], IMAGE_PATTERN)
+    if parts[0] == "train" and len(parts) == 3 and is_jpeg:
+        contract.check_class_name(parts[1], "%s: %s" % (path, "/".join(
+            name.split("/")[:-1]) + "/"))
+        train.add(parts[2], parts[1], 0, offset, csize)
+    elif parts[0] == "val" and len(parts) == 2 and is_jpeg:
+        val.add(parts[1], "", 0, offset, csize)
+    elif is_jpeg or contract.IMAGE_LIKE.fullmatch(parts[-1]):
+        raise UserError("%s: member '%s' is not where the Kaggle copy keeps its images "
+                        "(train/<synset>/*.JPEG, val/*.JPEG), so it would be left "
+                        "out. Use the original Kaggle archive." % (path, name))

@@ -30,6 +30,8 @@ class Listing:
         self.inner_tars = False       # members sit in '<group>.tar' inside the container
         self.root = None              # tree sources: directory holding the images
         self.files_flat = False       # tree sources: files at root/<name> whatever the group
+        self.side_files = None        # a Kaggle zip: {base name: (member, offset, size)}
+                                      # of its LOC_* label files, found by the same walk
 
     def __len__(self):
         return len(self.names)

@@ -2,7 +2,7 @@
 LOC_val_solution.csv (checked against its LOC_synset_mapping.txt) when the source is
 the Kaggle copy, else the shipped 50,000-line file.
 
-`choose(raw_dir, found, explicit, local_name)` returns a label source with `.path`
+`choose(source, explicit, local_name, ...)` returns a label source with `.path`
 (what the log line names) and `.lines_for(sorted_names)`, the label lines in the form
 `plan.validation_synsets` takes (line k for image number k, or one line per image in
 sorted name order).
@@ -18,8 +18,7 @@ from ilsvrc.sources import containers, kagglezip
 from ilsvrc.errors import UserError
 from ilsvrc.storage import cache
 
-SOLUTION = "LOC_val_solution.csv"
-MAPPING = "LOC_synset_mapping.txt"
+SOLUTION, MAPPING = kagglezip.SOLUTION, kagglezip.MAPPING
 HEADER = ["ImageId", "PredictionString"]
 VAL_ID = re.compile(r"ILSVRC2012_val_(\d{8})")
 
@@ -172,13 +171,18 @@ def _zip_member(archive, offset, csize):
         members.close(handle)
 
 
-def _from_zip(archive):
+def _zip_side_files(archive):
+    """{base name: (member, offset, size)} of the zip's LOC_* files, walking its
+    central directory (only when the listings did not record them: an index file
+    written before they were)."""
     found = {}
     for name, offset, csize in kagglezip.zip_members(archive):
-        base = name.rsplit("/", 1)[-1]
-        if base in (SOLUTION, MAPPING) and (base not in found
-                                            or name.count("/") < found[base][0].count("/")):
-            found[base] = (name, offset, csize)
+        kagglezip.side_file(found, name, offset, csize)
+    return found
+
+
+def _from_zip(archive, side_files=None):
+    found = _zip_side_files(archive) if side_files is None else side_files
     texts = {}
     for base in (SOLUTION, MAPPING):
         if base not in found:
@@ -195,22 +199,26 @@ def _from_zip(archive):
                           texts[MAPPING][0], texts[MAPPING][1])
 
 
-def choose(raw_dir, found, explicit=None, local_name=None, allow_custom=False):
-    """The validation label source for the source `found` (discover.find_source) under
-    raw_dir: `explicit` when given, else raw_dir/`local_name` when it exists, else the
-    Kaggle copy's LOC_val_solution.csv for a Kaggle tree or zip, else the shipped file."""
+def choose(source, explicit=None, local_name=None, allow_custom=False, side_files=None,
+           cache_dir=None):
+    """The validation label source for `source` (a discover.Source): `explicit` when
+    given, else source.root/`local_name` when it exists (a bucket's copied into
+    index_dir(cache_dir)), else the Kaggle copy's LOC_val_solution.csv for a Kaggle
+    tree or zip (a zip's LOC_* members where the walk or the index recorded them:
+    `side_files`, the validation listing's), else the shipped file."""
+    raw_dir = source.root
     if explicit:
         return FileLabels(explicit, allow_custom)
     if local_name and storage.is_remote(raw_dir):   # copied from the bucket when there
-        fetched = cache.fetch_small(storage.join(raw_dir, local_name))
+        fetched = cache.fetch_small(storage.join(raw_dir, local_name), cache_dir)
         if fetched:
             return FileLabels(fetched, allow_custom)
     elif local_name and os.path.isfile(os.path.join(raw_dir, local_name)):
         return FileLabels(os.path.join(raw_dir, local_name), allow_custom)
-    if found[0] == "kaggle":
-        labels = _from_tree(raw_dir, found[1])
-    elif found[0] == "zip":
-        labels = _from_zip(found[1])
+    if source.kind == "kaggle":
+        labels = _from_tree(raw_dir, source.train)
+    elif source.kind == "zip":
+        labels = _from_zip(source.train, side_files)
     else:
         return FileLabels(shipped.VAL_LABELS_FILE, allow_custom)
     for image, synset in labels.rows.items():

@@ -8,19 +8,16 @@ from ilsvrc.errors import UserError
 from ilsvrc.storage import store_for
 
 
-index_hint = None   # set by a front end: its scratch directory (--local_scratch_dir)
-
-
-def index_dir(hint=None):
-    """Where the index of a bucket source is kept: `hint` (e.g. --local_scratch_dir),
-    else $ILSVRC_INDEX_DIR, else ~/.cache/ilsvrc-prep."""
-    return hint or index_hint or os.environ.get("ILSVRC_INDEX_DIR") or os.path.join(
+def index_dir(cache_dir=None):
+    """Where the index of a bucket source is kept: `cache_dir` (a front end's choice,
+    e.g. --local_scratch_dir), else $ILSVRC_INDEX_DIR, else ~/.cache/ilsvrc-prep."""
+    return cache_dir or os.environ.get("ILSVRC_INDEX_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ilsvrc-prep")
 
 
-def fetch_small(path, limit=16 << 20):
-    """Copy a small object (a label file) into index_dir(); its local path, or None
-    when there is no such object."""
+def fetch_small(path, cache_dir=None, limit=16 << 20):
+    """Copy a small object (a label file) into index_dir(cache_dir); its local path,
+    or None when there is no such object."""
     info = store_for(path).stat(path)
     if info is None:
         return None
@@ -28,7 +25,7 @@ def fetch_small(path, limit=16 << 20):
         raise UserError("%s is %d bytes; a label file is far smaller. Check the path."
                         % (path, info.size))
     data = store_for(path).read(path, 0, info.size)
-    d = os.path.join(index_dir(), "files-" + hashlib.sha256(
+    d = os.path.join(index_dir(cache_dir), "files-" + hashlib.sha256(
         repr((path, info.generation)).encode()).hexdigest()[:16])
     local = os.path.join(d, path.rsplit("/", 1)[-1])
     try:

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
 from ilsvrc import pool, shipped  # noqa: E402
-from ilsvrc.sources import discover  # noqa: E402
+from ilsvrc.sources import cached, discover  # noqa: E402
 from ilsvrc.formats import slim  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
@@ -90,13 +90,13 @@ def run(argv):
     workers = options.workers(FLAGS.num_workers)
     index_file = None
     if FLAGS.source_dir is not None:
-        index_file = options.index_path(FLAGS.index, FLAGS.output_directory)
+        index_file = cached.index_path(FLAGS.index, FLAGS.output_directory)
     elif FLAGS.index_only or FLAGS.index:
         raise UsageError("--index and --index_only need --source_dir (the tars)")
     if FLAGS.index_only:
         with pool.Pool(workers) as runner:
-            return options.write_index(discover.find_source(FLAGS.source_dir), runner,
-                                       index_file)
+            cached.write_index(discover.find_source(FLAGS.source_dir), runner, index_file)
+            return 0
     task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
     with pool.Pool(workers) as runner:
         slim.convert(
