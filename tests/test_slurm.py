@@ -32,7 +32,8 @@ from test_tasks import ENV, owned_names
 
 SLURM = os.path.join(REPO, "deploy", "slurm")
 SUBMIT = os.path.join(SLURM, "submit.sh")
-# What fits the test node (2 CPUs, 1000 MB); the recipes' defaults (16 CPUs) do not.
+# What fits the test node (2 CPUs, 1000 MB, whatever the machine has: config_overrides);
+# the recipes' defaults (16 CPUs) do not.
 OPTIONS = ["--cpus-per-task=1", "--mem=200M", "--time=5"]
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
          "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
@@ -63,6 +64,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
 ReturnToService=2
+SlurmdParameters=config_overrides
 MinJobAge=600
 KillWait=2
 InactiveLimit=0
