@@ -19,6 +19,7 @@ and the fix.  Rules:
 import functools
 import re
 
+from ilsvrc import shipped
 from ilsvrc.errors import UserError
 
 SYNSET = re.compile(r"n[0-9]{8}")
@@ -42,7 +43,6 @@ def is_synset(name):
 
 
 def _shipped_synsets_file():
-    from ilsvrc import shipped
     return shipped.SYNSETS_FILE
 
 

@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 
+from ilsvrc import tfimport
 from ilsvrc.errors import UserError
 
 # Quiet TensorFlow in workers; oneDNN only affects math kernels, not the JPEG codec
@@ -39,20 +40,20 @@ def _start_worker():
     """Initializer of a worker process: its environment, and TensorFlow's image ops
     without the rest of the package when it needs them (tfimport.use_light_import)."""
     _init_worker()
-    from ilsvrc import tfimport
     tfimport.use_light_import()
 
 
-def _warm_up():
-    """Worker: import the write stage and load the compiled CRC32C (no TensorFlow)."""
-    from ilsvrc import crc32c  # noqa: F401
-    from ilsvrc.write import driver  # noqa: F401
-    crc32c.compiled()
+def _started():
+    """Worker: nothing to load (the job that makes a worker start)."""
 
 
 class Pool:
-    def __init__(self, workers):
+    """`workers` processes (0: this process); `warm_up`, a module-level function,
+    runs once in every worker as it starts (say, to load what the jobs will need)."""
+
+    def __init__(self, workers, warm_up=None):
         self.workers = workers
+        self.warm_up = warm_up
         self._executor = None
 
     def __enter__(self):
@@ -60,15 +61,16 @@ class Pool:
         return self
 
     def start(self):
-        """Start every worker now and have each load what writing needs
-        (`_warm_up`), so that start-up overlaps the main process's indexing and
-        planning instead of delaying the first shard.  Nothing waits for it."""
+        """Start every worker now and have each run `warm_up` (the write stage
+        passes worker.warm_up: its modules and the compiled CRC32C), so that start-up
+        overlaps the main process's indexing and planning instead of delaying the
+        first shard.  Nothing waits for it."""
         if self.workers > 0 and self._executor is None:
             executor = self._get()
             # one job per worker: ProcessPoolExecutor starts a process per job
             # submitted while none is idle
             for _ in range(self.workers):
-                executor.submit(_warm_up)
+                executor.submit(self.warm_up or _started)
 
     def __exit__(self, *exc):
         self.close(abort=exc[0] is not None)

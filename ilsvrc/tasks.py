@@ -216,3 +216,20 @@ def shard_weights(split):
     for start, end in split.ranges:
         out.append(sum(sizes[start:end]) if known else end - start)
     return out
+
+
+def owned_shards(splits, task, log=None):
+    """[(split, k)] of the shards `task` writes (all of them when task is None);
+    with `log`, write the task's line saying who it is and what it owns."""
+    keys = [(split, k) for split in splits for k in range(split.num_shards)]
+    if task is None:
+        return keys
+    weights = [w for split in splits for w in shard_weights(split)]
+    mine = owned(keys, weights, task)
+    if log is not None:
+        known = all(not s.count or s.item(0).size >= 0 for s in splits)
+        chosen = set(mine)
+        nbytes = sum(w for key, w in zip(keys, weights) if key in chosen)
+        log.write(describe(task, [(s.prefix, k) for s, k in mine], len(keys),
+                           nbytes if known else None) + "\n")
+    return mine

@@ -12,7 +12,7 @@ from conftest import python, run_cmd
 from ilsvrc import fsutil, pool, shipped
 from ilsvrc.formats import bbox, slim
 from ilsvrc.readerfiles import dali
-from ilsvrc.write import driver
+from ilsvrc.write.finisher import Finisher
 
 
 def tfrecord2idx(shard):
@@ -148,7 +148,7 @@ def test_index_becomes_final_before_its_shard(tmp_path):
     index = str(tmp_path / "idx" / "train-00000-of-00001.idx")
     with open(fsutil.partial_path(shard), "wb") as f:
         f.write(b"")
-    finisher = driver.Finisher()
+    finisher = Finisher()
     finisher.add(shard, index)     # no partial index was written
     with pytest.raises(Exception) as err:
         finisher.close()

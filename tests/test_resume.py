@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO, generated_release, kill_after_shards, run_cmd
 from ilsvrc import fsutil, pool
 from ilsvrc.formats import official
-from ilsvrc.write import driver
+from ilsvrc.write.finisher import Finisher
+from ilsvrc.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_same_plan_skips_everything_changed_plan_refuses_and_deletes_nothing(
         # other validation labels: validation is another plan, which must not
         # replace the finished shards; the message names the directory and the fix
         rotated = label_file("rotated.txt", lines[1:] + lines[:1])
-        with pytest.raises(driver.UserError) as err:
+        with pytest.raises(UserError) as err:
             _convert_stats(release, out, runner, rotated)
         msg = str(err.value)
         assert os.path.join(out, "validation") in msg and "another plan" in msg
@@ -124,7 +125,7 @@ def test_moving_the_input_directory_keeps_finished_shards(release, clean_run, tm
         # stops and deletes nothing; once the old shards are removed it writes them
         with open(os.path.join(moved, "ILSVRC2012_img_val.tar"), "ab") as f:
             f.write(bytes(10240))
-        with pytest.raises(driver.UserError, match="another plan"):
+        with pytest.raises(UserError, match="another plan"):
             _convert_stats(moved, out, runner)
         assert _shards(out) == clean_run
         for name in os.listdir(os.path.join(out, "validation")):
@@ -161,17 +162,17 @@ def test_finisher_renames_after_flush_and_reports_errors(tmp_path):
     for path in done:
         with open(fsutil.partial_path(path), "wb") as f:
             f.write(b"records")
-    fin = driver.Finisher()
+    fin = Finisher()
     for path in done:
         fin.add(path)
     fin.close()
     assert sorted(os.listdir(tmp_path)) == ["s-0", "s-1", "s-2"]
     # a partial that vanished (or a failed fsync) is an error naming the shard; the
     # shards queued after it are discarded, not renamed
-    fin = driver.Finisher()
+    fin = Finisher()
     later = str(tmp_path / "t-1")
     open(fsutil.partial_path(later), "wb").close()
-    with pytest.raises(driver.UserError, match="t-0"):
+    with pytest.raises(UserError, match="t-0"):
         fin.add(str(tmp_path / "t-0"))
         fin.add(later)            # raises at once if the error is already known
         fin.close()

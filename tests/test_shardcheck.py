@@ -12,7 +12,7 @@ from conftest import run_cmd
 from ilsvrc import crc32c, pool
 from ilsvrc.records import features, tfrecord
 from ilsvrc.formats import official
-from ilsvrc.write import shardcheck, driver
+from ilsvrc.write import shardcheck, worker
 from ilsvrc.verify import reread
 from ilsvrc.testing import sample
 from ilsvrc.errors import UserError
@@ -42,12 +42,12 @@ def _convert(raw, out, workers=0, **kw):
 
 def _count_reverifies(monkeypatch):
     calls = []
-    real = reread.verify_shard_labels
+    real = reread.verify_shard
 
     def counting(job):
-        calls.append(job[0])
+        calls.append(job.path)
         return real(job)
-    monkeypatch.setattr(verify, "verify_shard_labels", counting)
+    monkeypatch.setattr(reread, "verify_shard", counting)
     return calls
 
 
@@ -218,7 +218,7 @@ def test_corrupted_write_is_caught_by_the_worker(release, tmp_path, monkeypatch,
         _fallback(monkeypatch)
     monkeypatch.setattr(shardcheck, "BUDGET", budget)
     real_open = tfrecord.open_writer
-    monkeypatch.setattr(driver.tfrecord, "open_writer", lambda p, *a: _BadWriter(
+    monkeypatch.setattr(tfrecord, "open_writer", lambda p, *a: _BadWriter(
         real_open(p, *a), VICTIM in os.path.basename(p)))
     out = str(tmp_path / "out")
     with pytest.raises(UserError) as err:
@@ -241,7 +241,7 @@ def test_unchanged_shards_pass_the_same_checks(release, tmp_path, monkeypatch, c
     monkeypatch.setattr(shardcheck.ShardCheck, "finish",
                         lambda self: seen.append(self.path) or real_finish(self))
     real_open = tfrecord.open_writer
-    monkeypatch.setattr(driver.tfrecord, "open_writer",
+    monkeypatch.setattr(tfrecord, "open_writer",
                         lambda p, *a: _BadWriter(real_open(p, *a), False))
     stats, _ = _convert(release, str(tmp_path / "out"))
     assert len(seen) == 15
@@ -250,8 +250,8 @@ def test_unchanged_shards_pass_the_same_checks(release, tmp_path, monkeypatch, c
 
 def test_biggest_shards_go_first(release, tmp_path, monkeypatch):
     order = []
-    real = driver.write_shard
-    monkeypatch.setattr(write, "write_shard", lambda job: order.append(
+    real = worker.write_shard
+    monkeypatch.setattr(worker, "write_shard", lambda job: order.append(
         (os.path.basename(job[0]), len(job[1]))) or real(job))
     _convert(release, str(tmp_path / "out"))
     assert [n for _, n in order] == [5] * 9 + [3] * 5 + [0]

@@ -12,7 +12,7 @@ from conftest import REPO, kill_after_shards, wait_for_shards
 from test_resume import _shards, clean_run, release  # noqa: F401  (fixtures)
 from ilsvrc import plan, pool, shipped, tasks
 from ilsvrc.sources import discover
-from ilsvrc.write import lock, resume, driver
+from ilsvrc.write import lock, resume
 from ilsvrc.formats import official
 from ilsvrc.errors import UsageError
 
@@ -211,7 +211,7 @@ def owned_names(release, task_index, count):
     label_file = official.label_file_for(release)
     splits, _ = official.make_splits(train, val, shipped.read_lines(label_file), label_file,
                                      "/nowhere")
-    mine = driver.owned_shards(splits, tasks.Task(task_index, count, "test"))
+    mine = tasks.owned_shards(splits, tasks.Task(task_index, count, "test"))
     return {"%s/%s" % (s.prefix, plan.shard_name(s.prefix, k, s.num_shards))
             for s, k in mine}
 

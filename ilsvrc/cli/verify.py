@@ -19,20 +19,16 @@ shard and record), 2 for bad arguments.
 
 import argparse
 import os
-import re
 import sys
 
-from ilsvrc import contract, plan, pool, tasks
-from ilsvrc.readerfiles import dali, tfds_meta
+from ilsvrc import pool, tasks
 from ilsvrc.formats import registry, official, slim
-from ilsvrc.write import lock, driver
-from ilsvrc.verify import reread
+from ilsvrc.write import lock
+from ilsvrc.verify.inventory import check_reader_files, check_shards, inventory
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
-from ilsvrc.progress import Progress
 
 PROG = "verify.sh"
-SHARD_NAME = re.compile(r"(?P<prefix>[a-z]+)-\d{5}-of-\d{5}")
 MAX_LISTED = 20
 
 
@@ -62,128 +58,9 @@ def parse(argv):
     return a
 
 
-# --------------------------------------------------------------------------- names
-
-def inventory(fmt, out_dir):
-    """Look at the file names only.
-
-    Returns (shards, problems, warnings): shards = [(prefix, k, path)] of the expected
-    shards that exist, in layout order.
-    """
-    shards, problems, warnings = [], [], []
-    prefixes = {prefix for _, prefix, _ in fmt.layout}
-    by_dir = {}
-    for sub, prefix, num in fmt.layout:
-        by_dir.setdefault(os.path.join(out_dir, sub) if sub else out_dir, []).append(
-            (prefix, num))
-    for directory, entries in by_dir.items():
-        try:
-            names = set(os.listdir(directory))
-        except FileNotFoundError:
-            problems.append("%s does not exist (no %s shards)"
-                            % (directory, " or ".join(p for p, _ in entries)))
-            continue
-        except OSError as err:
-            problems.append("cannot list %s: %s" % (directory, err.strerror or err))
-            continue
-        expected = set()
-        for prefix, num in entries:
-            missing = []
-            for k in range(num):
-                name = plan.shard_name(prefix, k, num)
-                expected.add(name)
-                if name in names:
-                    shards.append((prefix, k, os.path.join(directory, name)))
-                else:
-                    missing.append(name)
-            if missing:
-                problems.append("%s: %d of %d %s shards missing (%s%s)"
-                                % (directory, len(missing), num, prefix,
-                                   ", ".join(missing[:3]), ", ..." if len(missing) > 3
-                                   else ""))
-        for name in sorted(names - expected):
-            m = SHARD_NAME.fullmatch(name)
-            if (m and m.group("prefix") in prefixes) or \
-                    any(name.startswith(p + "-") for p in prefixes):
-                problems.append("%s: unknown shard name (expected %s); remove it or "
-                                "check the format" % (os.path.join(directory, name),
-                                                      " and ".join(
-                                                          "%s-NNNNN-of-%05d" % e
-                                                          for e in entries)))
-            elif name.startswith(".") and name.endswith(".partial"):
-                warnings.append("%s: unfinished file from an interrupted run (the next "
-                                "build removes it)" % os.path.join(directory, name))
-    return shards, problems, warnings
-
-
 # --------------------------------------------------------------------------- plan
 
 PLANNERS = {"official": official.plan_from_source, "slim": slim.plan_from_source}
-
-
-# --------------------------------------------------------------------------- checks
-
-def _check(job):
-    """Worker: verify one shard; (records, bytes, problem or None)."""
-    prefix, k, args = job
-    try:
-        size = os.path.getsize(args[0])
-        n, pairs = reread.verify_shard_labels(args)
-        return n, size, None, pairs
-    except UserError as err:
-        return 0, 0, str(err), {}
-    except OSError as err:
-        return 0, 0, "%s: cannot read: %s" % (args[0], err.strerror or err), {}
-
-
-def check_shards(fmt, shards, splits, runner, log, custom=False):
-    """Verify every shard and the contract over all of them (one synset one label,
-    ILSVRC2012 labels); return ({prefix: records}, problems)."""
-    plans = {s.prefix: s for s in splits or ()}
-    counts = {prefix: 0 for _, prefix, _ in fmt.layout}
-    problems = []
-    label_range = (1, 1 << 62) if custom else fmt.label_range
-    jobs = ((prefix, k, (path, fmt.schema, label_range,
-                         reread.expected(plans[prefix], k) if prefix in plans else None))
-            for prefix, k, path in shards)
-    progress = Progress(len(shards), "verifying", stream=log, unit="shards")
-    pairs = {}
-    for (prefix, _, _), (n, size, problem, shard_pairs) in runner.run(_check, jobs):
-        counts[prefix] += n
-        reread.merge_labels(pairs, shard_pairs)
-        if problem:
-            problems.append(problem)
-        progress.update(1, size)
-    progress.update(0, 0, force=True)
-    problems += contract.check_label_map(pairs, custom=custom,
-                                         exact=fmt.exact_labels and not custom)
-    return counts, problems
-
-
-def check_reader_files(fmt, out_dir, shards, counts, runner):
-    """The DALI index files and TFDS metadata, where a conversion wrote them:
-    [(summary line, problems)]."""
-    found = []
-    dali_problems, n_dali = [], 0
-    for _, prefix, _ in fmt.layout:
-        paths = [path for p, _, path in shards if p == prefix]
-        problems, present = dali.check_dir(out_dir, prefix, paths, runner)
-        if present:
-            dali_problems += problems
-            n_dali += len(paths)
-    if n_dali or dali_problems:
-        found.append(("DALI index files (%s): %s" % (
-            os.path.join(out_dir, dali.DIR_NAME),
-            "%d problems" % len(dali_problems) if dali_problems
-            else "all %d match their shards" % n_dali), dali_problems))
-    problems, present = tfds_meta.check(out_dir, [(p, n) for _, p, n in fmt.layout],
-                                        counts)
-    if present:
-        found.append(("TFDS metadata (%s): %s" % (
-            os.path.join(out_dir, tfds_meta.INFO_FILE),
-            "%d problems" % len(problems) if problems else "matches the shards"),
-            problems))
-    return found
 
 
 def describe(count, prefix):
@@ -267,7 +144,7 @@ def _task_share(fmt, shards, splits, task, log):
     """The shards verify task `task` re-reads: with a plan, exactly those the same
     write task wrote; without, an even deal of the layout's shards."""
     if splits:
-        owned = {(s.prefix, k) for s, k in driver.owned_shards(splits, task, log)}
+        owned = {(s.prefix, k) for s, k in tasks.owned_shards(splits, task, log)}
     else:
         keys = [(prefix, k) for _, prefix, num in fmt.layout for k in range(num)]
         owned = set(tasks.owned(keys, [1] * len(keys), task))

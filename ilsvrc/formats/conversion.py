@@ -5,21 +5,34 @@ check the labels read back against the ILSVRC2012 label contract."""
 import sys
 from typing import Callable, NamedTuple
 
-from ilsvrc import storage
-from ilsvrc.readerfiles import dali
-from ilsvrc.verify import reread
-from ilsvrc.write import driver
 from ilsvrc.errors import UserError
+from ilsvrc.readerfiles import dali
+from ilsvrc.records import checks
+from ilsvrc.verify import reread
+from ilsvrc.write import destination, driver
 
 
 class Format(NamedTuple):
     """An output format: what its records hold and how its shards are laid out."""
     name: str
     schema: dict          # {feature key: kind} of every record
-    label_range: tuple    # (lowest, highest) image/class/label
+    label_range: tuple    # ILSVRC2012's labels (1, 1000); the rule: checks.label_range
     layout: tuple         # ((subdirectory of the output, file prefix, shards), ...)
     plan: Callable        # plan(listings, out_dir, log, **options) -> (splits, labels)
     exact_labels: bool = False   # labels are exactly the ILSVRC2012 ones (slim)
+
+
+# How the records were checked, by where the shards are ("disk" or "the bucket").
+HOW = {
+    "disk": ("each shard read back by the worker that wrote it, before it was kept: "
+             "framing, CRC32C, Example, every feature and the image bytes against the "
+             "plan; labels against the ILSVRC2012 contract"),
+    "the bucket": ("each shard read back by the worker that wrote it from its upload "
+                   "buffer, before it was uploaded: framing, CRC32C, Example, every "
+                   "feature and the image bytes against the plan; the object's size "
+                   "and the CRC32C Cloud Storage reports against the bytes written; "
+                   "labels against the ILSVRC2012 contract"),
+}
 
 
 def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
@@ -32,64 +45,74 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     read back must then satisfy the label contract (ilsvrc.contract.check_label_map).
     `options` go to the format's planner.  Returns (splits, driver.write_splits'
     totals)."""
-    refuse_remote_extras(out_dir, dali_index)
+    dest = destination.at(out_dir)
+    _refuse_extras(dest, out_dir, dali_index)
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
     custom = options.get("allow_custom", False)
-    label_range = reread.label_range(num_labels, custom)
+    label_range = checks.label_range(custom, num_labels)
     index = dali.Index(out_dir, dali_index)
     stats = driver.write_splits(splits, runner, check, label="converting", task=task,
-                               verify=(fmt.schema, label_range) if do_verify else None,
-                               index=index)
+                                verify=(fmt.schema, label_range) if do_verify else None,
+                                index=index)
     if do_verify:
-        counts = dict(stats["checked"])
-        pairs = stats["pairs"]
-        kept = stats["kept"]
-        for prefix, n in reread.verify_shards(kept, fmt.schema, label_range, runner,
-                                              pairs).items():
-            counts[prefix] += n
-        if task is None:
-            for split in splits:
-                if counts[split.prefix] != split.count:
-                    raise UserError("%s: %d records in %s, planned %d"
-                                    % (split.prefix, counts[split.prefix], split.out_dir,
-                                       split.count))
-        reread.check_contract(pairs, custom, fmt.exact_labels and not custom,
-                              " and ".join(sorted({s.out_dir for s in splits})))
-        remote = storage.is_remote(out_dir)
-        where = "the bucket" if remote else "disk"
-        if remote:
-            how = ("each shard read back by the worker that wrote it from its upload "
-                   "buffer, before it was uploaded: framing, CRC32C, Example, every "
-                   "feature and the image bytes against the plan; the object's size "
-                   "and the CRC32C Cloud Storage reports against the bytes written; "
-                   "labels against the ILSVRC2012 contract")
-        else:
-            how = ("each shard read back by the worker that wrote it, before it was "
-                   "kept: framing, CRC32C, Example, every feature and the image bytes "
-                   "against the plan; labels against the ILSVRC2012 contract")
-        if kept:
-            how += "; %d shards kept from an earlier run re-read from %s" % (len(kept),
-                                                                           where)
-        mine = "" if task is None else " of this task's %d shards" % len(stats["owned"])
-        log.write("verified: %s records%s, every image once with its label (%s; "
-                  "./verify.sh re-reads them all from %s)\n"
-                  % (" and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits),
-                     mine, how, where))
+        counts = _verify(fmt, splits, stats, dest, runner, label_range, task, custom)
+        _say_verified(splits, stats, counts, dest, task, log)
         if dali_index:
-            owned = set(stats["owned"])
-            problems = dali.check(((s.path(k), index.path(s, k)) for s in splits
-                                   for k in range(s.num_shards) if (s.prefix, k) in owned),
-                                  runner)
-            if problems:
-                raise UserError(problems[0])
-            log.write("verified: the DALI index files match the shards\n")
+            _verify_index(splits, stats, index, runner, log)
     return splits, stats
+
+
+def _verify(fmt, splits, stats, dest, runner, label_range, task, custom):
+    """Re-read the shards kept from an earlier run; check the counts (of a whole
+    run) and the label contract over everything read back; {prefix: records}."""
+    tally = checks.Tally()
+    for prefix, n in stats["checked"].items():
+        tally.add(prefix, n, {})
+    checks.merge_labels(tally.pairs, stats["pairs"])
+    reread.verify_shards(reread.plan_jobs(stats["kept"], fmt.schema, label_range,
+                                          dest.in_bucket), runner, tally)
+    counts = tally.counts
+    if task is None:
+        for split in splits:
+            if counts[split.prefix] != split.count:
+                raise UserError("%s: %d records in %s, planned %d"
+                                % (split.prefix, counts[split.prefix], split.out_dir,
+                                   split.count))
+    checks.check_contract(tally.pairs, custom, fmt.exact_labels and not custom,
+                          " and ".join(sorted({s.out_dir for s in splits})))
+    return counts
+
+
+def _say_verified(splits, stats, counts, dest, task, log):
+    how = HOW[dest.where]
+    if stats["kept"]:
+        how += "; %d shards kept from an earlier run re-read from %s" % (
+            len(stats["kept"]), dest.where)
+    mine = "" if task is None else " of this task's %d shards" % len(stats["owned"])
+    log.write("verified: %s records%s, every image once with its label (%s; "
+              "./verify.sh re-reads them all from %s)\n"
+              % (" and ".join("%d %s" % (counts[s.prefix], s.prefix) for s in splits),
+                 mine, how, dest.where))
+
+
+def _verify_index(splits, stats, index, runner, log):
+    owned = set(stats["owned"])
+    problems = dali.check(((s.path(k), index.path(s, k)) for s in splits
+                           for k in range(s.num_shards) if (s.prefix, k) in owned),
+                          runner)
+    if problems:
+        raise UserError(problems[0])
+    log.write("verified: the DALI index files match the shards\n")
 
 
 def refuse_remote_extras(out_dir, dali_index=False, tfds_metadata=False):
     """DALI index files and TFDS metadata are local files next to local shards: with
     a gs:// output, say so before any work instead of writing half of it."""
-    if not storage.is_remote(out_dir):
+    _refuse_extras(destination.at(out_dir), out_dir, dali_index, tfds_metadata)
+
+
+def _refuse_extras(dest, out_dir, dali_index=False, tfds_metadata=False):
+    if not dest.in_bucket:
         return
     asked = [flag for flag, on in (("--dali-index", dali_index),
                                    ("--tfds-metadata", tfds_metadata)) if on]

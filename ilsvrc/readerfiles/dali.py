@@ -23,7 +23,7 @@ import os
 import struct
 
 from ilsvrc.errors import UserError
-from ilsvrc.fsutil import discard, fsync_path, partial_path
+from ilsvrc.fsutil import atomic_write
 
 DIR_NAME = "dali-index"
 SUFFIX = ".idx"
@@ -130,13 +130,9 @@ def backfill(job):
     except BadShard as err:
         raise UserError("%s: %s. Delete it and rerun the conversion to rewrite it."
                         % (shard, err))
-    tmp = partial_path(path)
     try:
-        write_partial(tmp, sizes)
-        fsync_path(tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lines(sizes))
     except OSError as err:
-        discard(tmp)
         raise UserError("cannot write %s: %s" % (path, err.strerror or err))
     return len(sizes)
 

@@ -22,6 +22,7 @@ import json
 import os
 
 from ilsvrc.errors import UserError
+from ilsvrc.fsutil import atomic_write
 from ilsvrc.records.features import BYTES, FLOAT, INT64
 
 INFO_FILE, FEATURES_FILE = "dataset_info.json", "features.json"
@@ -107,12 +108,7 @@ def dataset_info(root, fmt, splits):
 
 
 def _write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def write(root, fmt, splits, schema, class_names, log=None):

@@ -15,8 +15,10 @@ Grayscale and other CMYK JPEGs are stored as they are (decision A8).
 import os
 import re
 import sys
+import tempfile
 
 from ilsvrc.records import jpeg
+from ilsvrc import tfimport
 from ilsvrc.errors import UserError
 
 # Training images that are not RGB JPEGs (same list as tensorflow-datasets uses).
@@ -35,7 +37,6 @@ CMYK_IMAGES = frozenset((
 CHECKS = ("header", "decode")
 
 
-
 def special_kind(relpath):
     """'png', 'cmyk' or None.  PNG: substring of the path; CMYK: basename equality."""
     if any(name in relpath for name in PNG_IMAGES):
@@ -47,8 +48,7 @@ def special_kind(relpath):
 
 def reencode(data, kind):
     """TF decode + quality-100 RGB JPEG encode, as upstream does for the 23 images."""
-    from ilsvrc.tfimport import image_ops
-    ops = image_ops()
+    ops = tfimport.image_ops()
     if kind == "png":
         pixels = ops.decode_png(data, channels=3)
     else:
@@ -69,7 +69,6 @@ def _decode_capturing_stderr(decode):
     """Run `decode()` with file descriptor 2 sent to a scratch file; return (result
     or the exception raised, what was written).  libjpeg writes its warnings there."""
     global _capture
-    import tempfile
     if _capture is None:
         _capture = tempfile.TemporaryFile()
     sys.stderr.flush()
@@ -92,8 +91,7 @@ def _decode_capturing_stderr(decode):
 def decoded_size(data):
     """TensorFlow's decode to 3 channels, as upstream does; any libjpeg warning about
     damaged data (which TF does not treat as an error) is an error here."""
-    from ilsvrc.tfimport import image_ops
-    ops = image_ops()
+    ops = tfimport.image_ops()
     result, said = _decode_capturing_stderr(lambda: ops.decode_jpeg(data, channels=3))
     reasons = [line.strip() for line in said.splitlines()
                if any(m in line for m in LIBJPEG_DAMAGE) or "Unsupported" in line]

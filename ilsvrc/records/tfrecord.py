@@ -9,7 +9,7 @@ with TensorFlow's C++ writer (see `open_writer`).
 import os
 import struct
 
-from ilsvrc import crc32c
+from ilsvrc import crc32c, tfimport
 
 masked_crc = crc32c.masked
 
@@ -105,7 +105,6 @@ def open_writer(path, use_tf=True):
         return PyRecordWriter(path, sync=False)
     if use_tf:
         try:
-            from ilsvrc import tfimport
             tf = tfimport.tensorflow()
         except ImportError:
             tf = None

@@ -1,2 +1,3 @@
-"""The write stage: workers that own whole shards, the finisher, the run lock, resume and
-the in-worker check."""
+"""The write stage: the driver, the workers that own whole shards, the finisher, the
+destinations (a local directory or a gs:// prefix), the run lock, resume and the
+in-worker check."""

@@ -14,6 +14,7 @@ import re
 
 from ilsvrc.write import lock
 from ilsvrc.errors import UserError
+from ilsvrc.fsutil import atomic_write
 
 STATE_VERSION = "ilsvrc-write-2"
 
@@ -66,10 +67,7 @@ def prepare_dir(split, digest, alone=True):
                             "remove them (rm %s) and rerun."
                             % (split.out_dir, len(others), split.prefix, others[0],
                                os.path.join(split.out_dir, split.prefix + "-*")))
-        tmp = "%s.%s.tmp" % (state, lock.run_tag())
-        with open(tmp, "w") as f:
-            f.write(digest + "\n")
-        os.replace(tmp, state)
+        atomic_write(state, digest + "\n")
     except OSError as err:
         raise UserError("cannot prepare output directory %s: %s. Choose a writable "
                         "directory." % (split.out_dir, err.strerror or err))

@@ -5,7 +5,7 @@ shard is kept.
 
 What is checked, record by record, from the file's bytes: the framing and both CRC32Cs,
 that the payload parses as an Example with exactly the format's keys and kinds and a
-label in range (reread.check_record, the same rules as ./verify.sh), and that every
+label in range (checks.check_record, the same rules as ./verify.sh), and that every
 feature equals the planned one: file name, label, synset and the format's other
 per-image features, height and width, and the encoded image bytes (compared byte for
 byte with the bytes the worker prepared).  Then the record count and the end of the
@@ -19,8 +19,7 @@ import os
 import struct
 
 from ilsvrc import crc32c
-from ilsvrc.records import features, tfrecord
-from ilsvrc.verify import reread
+from ilsvrc.records import checks, features, tfrecord
 from ilsvrc.errors import UserError
 
 ENCODED = "image/encoded"
@@ -103,7 +102,7 @@ class ShardCheck:
             return _read_buffer(self.tmp, self, self.offset)
         if crc32c.compiled() is not None:
             return _read_from(self.tmp, self, self.offset)
-        it = reread._records(self.tmp)
+        it = checks.local_records(self.tmp)
         for _ in range(self.checked):
             next(it)
         return it
@@ -125,11 +124,11 @@ class ShardCheck:
                     feats = features.decode(payload, copy=False)
                 except features.DecodeError as err:
                     raise UserError("%s: not an Example (%s). %s" % (where, err, FIX))
-                problems = reread.check_record(feats, self.schema, self.label_range)
+                problems = checks.check_record(feats, self.schema, self.label_range)
                 problems.extend(_differences(feats, self.pending[n]))
                 if problems:
                     raise UserError("%s: %s. %s" % (where, "; ".join(problems), FIX))
-                reread.note_label(self.pairs, feats)
+                checks.note_label(self.pairs, feats)
                 n += 1
                 if n == want and not final:
                     break
