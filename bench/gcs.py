@@ -53,7 +53,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
     from gcs_emulator import Emulator
-    from ilsvrc import pool, storage
+    from ilsvrc import pool
     from ilsvrc.sources import containers, remote, tarindex
 
     src = os.path.join(OUT, "release-%d-%d-%d" % (a.classes, a.per_class, a.val))
@@ -97,11 +97,11 @@ def main():
             return time.monotonic() - t, train, val
 
         res["index_local_s"], train, val = index([os.path.join(src, n) for n in tars])
-        remote = ["gs://src/r/" + n for n in tars]
+        objects = ["gs://src/r/" + n for n in tars]
         for mode, block in (("headers", 0), ("stream", 8 << 20)):
             tarindex.TAR_READ_BLOCK = block
             os.environ["ILSVRC_GS_INDEX_BLOCK"] = str(block)   # the workers' value
-            res["index_%s_s" % mode] = index(remote)[0]
+            res["index_%s_s" % mode] = index(objects)[0]
         os.environ.pop("ILSVRC_GS_INDEX_BLOCK")
         tarindex.TAR_READ_BLOCK = 8 << 20
         inner = len(train.group_names)

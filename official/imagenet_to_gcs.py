@@ -95,7 +95,7 @@ def run(argv):
     # with --gcs_upload each worker writes its shards straight to the bucket; in
     # task mode only the task's own shards (write.owned_shards), so each task
     # uploads exactly what it wrote
-    with pool.Pool(workers) as runner:
+    with conversion.worker_pool(workers) as runner:
         source = discover.find_source(FLAGS.raw_data_dir, FLAGS.source)
         official.convert(source, out, runner, check=FLAGS.image_check,
                          do_verify=FLAGS.verify, cache_dir=cache_dir,

@@ -23,7 +23,6 @@ from ilsvrc.formats import bbox
 from ilsvrc.sources import tarindex
 from ilsvrc.verify import reread
 from ilsvrc.records import tfrecord
-from ilsvrc.sources.listing import Listing
 from ilsvrc.errors import UserError
 from ilsvrc.write import upload
 from ilsvrc.sources import remote

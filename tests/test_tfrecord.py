@@ -12,7 +12,6 @@ from conftest import REPO
 from ilsvrc import crc32c, pool
 from ilsvrc.formats import official
 from ilsvrc.records import tfrecord
-from ilsvrc import crc32c
 
 
 def _crc32c_bitwise(data):

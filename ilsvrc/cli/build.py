@@ -94,7 +94,7 @@ def run(argv):
             return 0
     task = options.resolve_task(a.task_index, a.task_count, PROG)
     _checks(a, task, out)
-    with pool.Pool(a.workers) as runner:
+    with conversion.worker_pool(a.workers) as runner:
         _convert(a, out, runner, task, index_file)
     if task is not None:
         sys.stderr.write("done: task %d of %d; when every task has finished, check the "

@@ -16,7 +16,7 @@ import sys
 from ilsvrc import contract, pool, shipped, storage
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
-from ilsvrc.formats import bbox, extract, slim
+from ilsvrc.formats import bbox, conversion, extract, slim
 from ilsvrc.sources import cached, discover, kagglezip, tarindex
 from ilsvrc.storage import cache
 
@@ -123,7 +123,7 @@ def _box_csv(a, source, top, raw, remote):
 
 
 def _convert(a, source, top, raw, csv, task, index_file):
-    with pool.Pool(a.workers) as runner:
+    with conversion.worker_pool(a.workers) as runner:
         where = dict(source_dir=source, index_file=index_file)
         if a.extract:
             # validation images land in their synset folders directly, so there is

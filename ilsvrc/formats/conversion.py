@@ -5,18 +5,24 @@ check the labels read back against the ILSVRC2012 label contract."""
 import sys
 from typing import Callable, NamedTuple
 
+from ilsvrc import pool
 from ilsvrc.errors import UserError
 from ilsvrc.readerfiles import dali
 from ilsvrc.records import checks
 from ilsvrc.verify import reread
-from ilsvrc.write import destination, driver
+from ilsvrc.write import destination, driver, worker
+
+
+def worker_pool(workers):
+    """The worker pool a conversion runs on: each worker loads the write stage as it
+    starts (write.worker.warm_up), while the main process indexes and plans."""
+    return pool.Pool(workers, warm_up=worker.warm_up)
 
 
 class Format(NamedTuple):
     """An output format: what its records hold and how its shards are laid out."""
     name: str
     schema: dict          # {feature key: kind} of every record
-    label_range: tuple    # ILSVRC2012's labels (1, 1000); the rule: checks.label_range
     layout: tuple         # ((subdirectory of the output, file prefix, shards), ...)
     plan: Callable        # plan(listings, out_dir, log, **options) -> (splits, labels)
     exact_labels: bool = False   # labels are exactly the ILSVRC2012 ones (slim)

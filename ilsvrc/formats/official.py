@@ -161,7 +161,7 @@ def plan_listings(listings, out_dir, log=None, label_lines=(), label_file="",
     return splits, num_labels
 
 
-FORMAT = conversion.Format("official", SCHEMA, (1, 1000),
+FORMAT = conversion.Format("official", SCHEMA,
                            (("train", "train", TRAIN_SHARDS),
                             ("validation", "validation", VAL_SHARDS)),
                            plan_listings)

@@ -278,7 +278,7 @@ def plan_listings(listings, out_dir, log, synsets, texts, boxes, metadata_file,
     return splits, len(synsets)
 
 
-FORMAT = conversion.Format("slim", SCHEMA, (1, 1000),
+FORMAT = conversion.Format("slim", SCHEMA,
                            (("", "train", TRAIN_SHARDS), ("", "validation", VAL_SHARDS)),
                            plan_listings, exact_labels=True)
 

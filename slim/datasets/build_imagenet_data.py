@@ -22,7 +22,7 @@ from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 
 from ilsvrc import pool, shipped  # noqa: E402
 from ilsvrc.sources import cached, discover  # noqa: E402
-from ilsvrc.formats import slim  # noqa: E402
+from ilsvrc.formats import conversion, slim  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import UsageError, main_guard  # noqa: E402
 
@@ -98,7 +98,7 @@ def run(argv):
             cached.write_index(discover.find_source(FLAGS.source_dir), runner, index_file)
             return 0
     task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
-    with pool.Pool(workers) as runner:
+    with conversion.worker_pool(workers) as runner:
         slim.convert(
             FLAGS.output_directory, runner, train_dir=FLAGS.train_directory,
             val_dir=FLAGS.validation_directory, source_dir=FLAGS.source_dir,
