@@ -1,7 +1,7 @@
 """The output formats by name, for the commands that read shards back (`verify`).
 
-Each format (convert.Format, defined in its own module) gives its record schema
-({feature key: kind}), the range its `image/class/label` values must fall in, its
+Each format (conversion.Format, defined in its own module) gives its record schema
+({feature key: kind}), its
 shard layout -- (subdirectory of the output directory, file-name prefix, number of
 shards) per split -- and its planner.
 """
