@@ -43,6 +43,21 @@ def slim_release(tmp_path_factory):
     return d, sample.generate(d, bbox=True)
 
 
+@pytest.fixture(scope="session")
+def official_sample(sample_release, tmp_path_factory):
+    """The sample release converted once, in this process, to the official format with
+    build.sh's defaults (1024 + 128 shards): the output directory, read-only; copy it
+    before changing it.  The conversion is deterministic, so this is what every front end
+    writes for the sample (test_official.py compares others with it)."""
+    import io
+    from ilsvrc import pool
+    from ilsvrc.formats import official
+    out = str(tmp_path_factory.mktemp("official-sample") / "out")
+    with pool.Pool(0) as runner:
+        official.convert(sample_release[0], out, runner, log=io.StringIO())
+    return out
+
+
 @pytest.fixture
 def release_copy(sample_release, tmp_path):
     """A private copy of the sample release that a test may modify."""
