@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -18,6 +19,13 @@ for _var in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "BATCH_TASK_INDEX",
 # Google's auth library looks for a metadata server when it finds no credentials: point
 # it (and every command the tests start) at a closed port on this machine.
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+# A shell starts a background job (`./test.sh > log &` in a script, nohup, some CI
+# runners) with SIGINT ignored, and every command a test starts inherits that: Python
+# then installs no KeyboardInterrupt handler, so a test that interrupts a command as
+# Ctrl-C would (test_metalhead_download.py) waits for an exit that never comes.  Give
+# this process, and so every command it starts, the default Ctrl-C behaviour back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from ilsvrc.testing import sample  # noqa: E402
 
