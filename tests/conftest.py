@@ -143,3 +143,17 @@ def gcs_emulator():
         yield emu
     finally:
         emu.stop()
+
+
+# Modules that take longest (a full run's --durations), started first so that under
+# ./test.sh's `--dist loadfile` no worker is left alone with one of them at the end.
+# Only the order of modules changes; tests within a module keep theirs.
+SLOW_MODULES = ("test_tasks.py", "test_deploy.py", "test_bad_inputs.py",
+                "test_storage.py", "test_official.py", "test_contract_official.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
+    items[:] = sorted(items, key=rank)   # stable: collection order otherwise
