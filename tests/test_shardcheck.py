@@ -47,7 +47,7 @@ def _count_reverifies(monkeypatch):
     def counting(job):
         calls.append(job[0])
         return real(job)
-    monkeypatch.setattr(verify, "verify_shard_labels", counting)
+    monkeypatch.setattr(reread, "verify_shard_labels", counting)
     return calls
 
 
@@ -251,7 +251,7 @@ def test_unchanged_shards_pass_the_same_checks(release, tmp_path, monkeypatch, c
 def test_biggest_shards_go_first(release, tmp_path, monkeypatch):
     order = []
     real = driver.write_shard
-    monkeypatch.setattr(write, "write_shard", lambda job: order.append(
+    monkeypatch.setattr(driver, "write_shard", lambda job: order.append(
         (os.path.basename(job[0]), len(job[1]))) or real(job))
     _convert(release, str(tmp_path / "out"))
     assert [n for _, n in order] == [5] * 9 + [3] * 5 + [0]
