@@ -13,6 +13,7 @@ prints "ready" on stdout once it listens, or "cannot-bind: REASON" and exits 3.
 Besides the two Kaggle paths it answers, for the test, under /_stub/:
   POST /_stub/config   JSON {api_status, api_body, mode}: start afresh (forget the
                        requests seen so far, new release event) with these settings
+  POST /_stub/set      JSON with some of those settings: change just them
   GET  /_stub/state    JSON {posts: [[path, authorization, body base64]], ranges: [...]}
   POST /_stub/release  let a stalled transfer end
 """
@@ -38,16 +39,24 @@ class Stub:
         self.configure({})
 
     def configure(self, settings):
+        """Start afresh with `settings` (the defaults for those not given)."""
         with self.lock:
-            self.api_status = settings.get("api_status", 302)
-            self.api_body = settings.get("api_body")
-            self.mode = settings.get("mode", "ok")  # "ok", "drop" (cut first transfer),
-            self.posts = []                         # "stall" (hang mid-file)
+            self.api_status, self.api_body = 302, None
+            self.mode = "ok"  # "ok", "drop" (cut first transfer), "stall" (hang mid-file)
+            self.posts = []
             self.ranges = []
             old = getattr(self, "release", None)
             self.release = threading.Event()
+        self.update(settings)
         if old is not None:
             old.set()  # a transfer still stalled from before ends now
+
+    def update(self, settings):
+        """Change only the settings given; keep what was seen so far."""
+        with self.lock:
+            for key in ("api_status", "api_body", "mode"):
+                if key in settings:
+                    setattr(self, key, settings[key])
 
 
 STUB = Stub()
@@ -76,6 +85,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _control_post(self, body):
         if self.path == CONTROL + "config":
             STUB.configure(json.loads(body or b"{}"))
+        elif self.path == CONTROL + "set":
+            STUB.update(json.loads(body or b"{}"))
         elif self.path == CONTROL + "release":
             STUB.release.set()
         else:

@@ -32,8 +32,9 @@ USER, KEY = "mh-test-user-q7", "f00dfacecafe0123456789abcdef4242"
 
 class Stub:
     """The test's handle on the fake Kaggle (tests/kaggle_stub.py, its own process):
-    setting api_status, api_body or mode reconfigures it; posts and ranges are the
-    requests it has seen since the last reset; release.set() ends a stalled transfer."""
+    reset() starts it afresh; setting api_status, api_body or mode changes just that;
+    posts and ranges are the requests it has seen since the reset; release.set() ends
+    a stalled transfer."""
 
     SETTINGS = ("api_status", "api_body", "mode")
 
@@ -56,7 +57,7 @@ class Stub:
         if name not in self.SETTINGS:
             raise AttributeError("the stub has no setting %r" % name)
         self._settings[name] = value
-        self._call("POST", "config", self._settings)
+        self._call("POST", "set", {name: value})
 
     @staticmethod
     def _call(method, what, obj=None):
