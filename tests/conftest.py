@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -18,6 +19,13 @@ for _var in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "BATCH_TASK_INDEX",
 # Google's auth library looks for a metadata server when it finds no credentials: point
 # it (and every command the tests start) at a closed port on this machine.
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+# A shell starts a background job (`./test.sh > log &` in a script, nohup, some CI
+# runners) with SIGINT ignored, and every command a test starts inherits that: Python
+# then installs no KeyboardInterrupt handler, so a test that interrupts a command as
+# Ctrl-C would (test_metalhead_download.py) waits for an exit that never comes.  Give
+# this process, and so every command it starts, the default Ctrl-C behaviour back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from ilsvrc.testing import sample  # noqa: E402
 
@@ -41,6 +49,21 @@ def slim_release(tmp_path_factory):
     """A read-only sample release with the bounding box archive: (dir, manifest)."""
     d = str(tmp_path_factory.mktemp("slim_release"))
     return d, sample.generate(d, bbox=True)
+
+
+@pytest.fixture(scope="session")
+def official_sample(sample_release, tmp_path_factory):
+    """The sample release converted once, in this process, to the official format with
+    build.sh's defaults (1024 + 128 shards): the output directory, read-only; copy it
+    before changing it.  The conversion is deterministic, so this is what every front end
+    writes for the sample (test_official.py compares others with it)."""
+    import io
+    from ilsvrc import pool
+    from ilsvrc.formats import official
+    out = str(tmp_path_factory.mktemp("official-sample") / "out")
+    with pool.Pool(0) as runner:
+        official.convert(sample_release[0], out, runner, log=io.StringIO())
+    return out
 
 
 @pytest.fixture
@@ -120,3 +143,17 @@ def gcs_emulator():
         yield emu
     finally:
         emu.stop()
+
+
+# Modules that take longest (a full run's --durations), started first so that under
+# ./test.sh's `--dist loadfile` no worker is left alone with one of them at the end.
+# Only the order of modules changes; tests within a module keep theirs.
+SLOW_MODULES = ("test_tasks.py", "test_deploy.py", "test_bad_inputs.py",
+                "test_storage.py", "test_official.py", "test_contract_official.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
+    items[:] = sorted(items, key=rank)   # stable: collection order otherwise

@@ -134,12 +134,9 @@ def first_synset(manifest):
 
 
 @pytest.fixture(scope="module")
-def reference(sample_release, tmp_path_factory):
+def reference(official_sample):
     """Shards of a clean run on the unmodified sample: {relative path: bytes}."""
-    out = str(tmp_path_factory.mktemp("reference"))
-    result = build(sample_release[0], out)
-    assert result.returncode == 0, result.stderr
-    return final_shards(out)
+    return final_shards(official_sample)
 
 
 @pytest.fixture

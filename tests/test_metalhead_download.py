@@ -5,7 +5,7 @@ The official client only talks to https://api.kaggle.com, or to http://localhost
 METALHEAD_KAGGLE_LOCALHOST=1. So these tests bind 127.0.0.1:80 and skip when they can't.
 """
 import base64
-import http.server
+import http.client
 import importlib.util
 import json
 import os
@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -22,104 +21,91 @@ import pytest
 if importlib.util.find_spec("kaggle") is None:
     pytest.skip("the kaggle client (requirements-test.txt) is not installed", allow_module_level=True)
 
+import kaggle_stub  # noqa: E402
+from kaggle_stub import PAYLOAD, ZIP_NAME  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.path.join(REPO, "metalhead", "kaggle_download.py")
-ZIP_NAME = "imagenet-object-localization-challenge.zip"
-API_PATH = "/api/v1/competitions.CompetitionApiService/DownloadDataFiles"
-FILE_PATH = "/storage/comp-data/" + ZIP_NAME
+STUB_SERVER = os.path.join(REPO, "tests", "kaggle_stub.py")
 USER, KEY = "mh-test-user-q7", "f00dfacecafe0123456789abcdef4242"
-PAYLOAD = bytes(range(256)) * 4096 * 4 + b"tail"  # 4 MiB + 4: the client reads 1 MiB chunks
 
 
 class Stub:
-    """What the fake Kaggle does next; tests change these fields."""
+    """The test's handle on the fake Kaggle (tests/kaggle_stub.py, its own process):
+    reset() starts it afresh; setting api_status, api_body or mode changes just that;
+    posts and ranges are the requests it has seen since the reset; release.set() ends
+    a stalled transfer."""
+
+    SETTINGS = ("api_status", "api_body", "mode")
 
     def reset(self):
-        self.api_status = 302
-        self.api_body = None
-        self.mode = "ok"  # "ok", "drop" (cut first transfer), "stall" (hang mid-file)
-        self.posts = []
-        self.ranges = []
-        self.release = threading.Event()
+        object.__setattr__(self, "_settings", {"api_status": 302, "api_body": None,
+                                               "mode": "ok"})
+        self._call("POST", "config", self._settings)
+        object.__setattr__(self, "release", _Release(self))
+
+    def __getattr__(self, name):
+        if name in self.SETTINGS:
+            return self._settings[name]
+        if name == "posts":
+            return [(p, a, base64.b64decode(b)) for p, a, b in self._call("GET", "state")["posts"]]
+        if name == "ranges":
+            return self._call("GET", "state")["ranges"]
+        raise AttributeError(name)
+
+    def __setattr__(self, name, value):
+        if name not in self.SETTINGS:
+            raise AttributeError("the stub has no setting %r" % name)
+        self._settings[name] = value
+        self._call("POST", "set", {name: value})
+
+    @staticmethod
+    def _call(method, what, obj=None):
+        conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=30)
+        try:
+            body = None if obj is None else json.dumps(obj)
+            conn.request(method, kaggle_stub.CONTROL + what, body=body)
+            resp = conn.getresponse()
+            data = resp.read()
+            assert resp.status == 200, (resp.status, data)
+            return json.loads(data)
+        finally:
+            conn.close()
 
 
-STUB = Stub()
+class _Release:
+    def __init__(self, stub):
+        self._stub = stub
 
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        STUB.posts.append((self.path, self.headers.get("Authorization"), body))
-        if self.path != API_PATH:
-            return self._json(404, {"code": 404, "message": "no such method"})
-        if STUB.api_status != 302:
-            return self._json(STUB.api_status, STUB.api_body)
-        self.send_response(302)
-        self.send_header("Location", "http://localhost%s?X-Goog-Signature=abc" % FILE_PATH)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _json(self, status, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        if not self.path.startswith(FILE_PATH):
-            self.send_error(404)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        STUB.ranges.append(rng)
-        if rng:
-            start = int(rng.split("=")[1].split("-")[0])
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Type", "application/zip")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", '"stub-v1"')
-        self.send_header("Last-Modified", "Mon, 15 Jul 2019 10:00:00 GMT")
-        self.send_header("Content-Length", str(len(PAYLOAD) - start))
-        if rng:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(PAYLOAD) - 1, len(PAYLOAD)))
-        self.end_headers()
-        body = PAYLOAD[start:]
-        first = len(STUB.ranges) == 1
-        if first and STUB.mode in ("drop", "stall"):
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            if STUB.mode == "stall":
-                STUB.release.wait(60)
-            self.close_connection = True
-            return
-        self.wfile.write(body)
+    def set(self):
+        self._stub._call("POST", "release")
 
 
 @pytest.fixture(scope="module")
 def server():
-    try:
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 80), Handler)
-    except OSError as e:
+    proc = subprocess.Popen([sys.executable, STUB_SERVER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        proc.wait()
         pytest.skip("the kaggle client's local endpoint is http://localhost:80 and binding "
-                    "127.0.0.1:80 failed here (%s); run as root or in a container" % e)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    STUB.release.set()
-    srv.shutdown()
-    srv.server_close()
+                    "127.0.0.1:80 failed here (%s); run as root or in a container" % line)
+    yield proc
+    proc.stdin.close()   # the stub shuts down when its stdin closes
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture
 def stub(server):
-    STUB.reset()
-    yield STUB
-    STUB.release.set()
+    handle = Stub()
+    handle.reset()
+    yield handle
+    handle.release.set()
 
 
 def make_env(tmp_path, creds=True):

@@ -24,11 +24,9 @@ def _convert(raw, out, workers=0, **kw):
 
 
 @pytest.fixture(scope="module")
-def converted(sample_release, tmp_path_factory):
+def converted(sample_release, official_sample):
     raw, manifest = sample_release
-    out = str(tmp_path_factory.mktemp("official"))
-    _convert(raw, out)
-    return raw, manifest, out
+    return raw, manifest, official_sample
 
 
 def _shards(out, split, n):

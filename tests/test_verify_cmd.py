@@ -15,11 +15,8 @@ B, I = features.BYTES, features.INT64
 
 
 @pytest.fixture(scope="module")
-def built(sample_release, tmp_path_factory, tf):
-    out = str(tmp_path_factory.mktemp("built"))
-    with pool.Pool(0) as runner:
-        official.convert(sample_release[0], out, runner, do_verify=False)
-    return out
+def built(official_sample, tf):
+    return official_sample
 
 
 @pytest.fixture
