@@ -5,6 +5,7 @@ import hashlib
 import os
 
 from ilsvrc.errors import UserError
+from ilsvrc.fsutil import atomic_write
 from ilsvrc.storage import store_for
 
 
@@ -30,9 +31,7 @@ def fetch_small(path, cache_dir=None, limit=16 << 20):
     local = os.path.join(d, path.rsplit("/", 1)[-1])
     try:
         os.makedirs(d, exist_ok=True)
-        with open(local + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(local + ".tmp", local)
+        atomic_write(local, data)
     except OSError as err:
         raise UserError("cannot write %s: %s" % (local, err.strerror or err))
     return local
