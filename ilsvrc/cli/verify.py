@@ -23,6 +23,7 @@ import sys
 
 from ilsvrc import pool, tasks
 from ilsvrc.formats import registry, official, slim
+from ilsvrc.sources import cached
 from ilsvrc.write import lock
 from ilsvrc.verify.inventory import check_reader_files, check_shards, inventory
 from ilsvrc.cli import options
@@ -88,7 +89,7 @@ def run(argv, out=None, log=None):
         if a.source:
             splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels,
                                         a.num_threads, a.allow_custom_classes,
-                                        options.index_path(a.index, a.out_dir))
+                                        cached.index_path(a.index, a.out_dir))
             log.write("plan from %s: %s\n" % (a.source, ", ".join(
                 "%d %s images" % (s.count, s.prefix) for s in splits)))
         if task is not None:
