@@ -1,6 +1,8 @@
 """Errors a user can cause, and the one way they reach the terminal."""
 
+import signal
 import sys
+import threading
 
 
 class UserError(Exception):
@@ -19,6 +21,15 @@ class UsageError(UserError):
     exit_code = 2
 
 
+class Terminated(BaseException):
+    """SIGTERM reached the main process (Slurm, Kubernetes and Batch send it first when
+    they stop a job): unwound like Ctrl-C, so the workers are stopped on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def report(err, prog):
     """Print `err` as one line on stderr and return the exit status to use."""
     sys.stderr.write("%s: error: %s\n" % (prog, err))
@@ -27,7 +38,10 @@ def report(err, prog):
 
 
 def main_guard(func, prog):
-    """Run `func()`; turn UserError and Ctrl-C into a message and an exit status."""
+    """Run `func()`; turn UserError, Ctrl-C and SIGTERM into one line and an exit
+    status (130 for Ctrl-C, 143 for SIGTERM, as a shell reports them)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return func() or 0
     except UserError as err:
@@ -36,3 +50,7 @@ def main_guard(func, prog):
         sys.stderr.write("%s: interrupted; finished shards are kept, rerun the same "
                          "command to resume.\n" % prog)
         return 130
+    except Terminated:
+        sys.stderr.write("%s: terminated (SIGTERM); finished shards are kept, rerun the "
+                         "same command to resume.\n" % prog)
+        return 143

@@ -13,8 +13,10 @@ and the exception is raised in the caller.
 """
 
 import concurrent.futures as cf
+import ctypes
 import multiprocessing
 import os
+import signal
 
 from ilsvrc import tfimport
 from ilsvrc.errors import UserError
@@ -36,9 +38,28 @@ def _init_worker():
         os.environ.setdefault(key, value)
 
 
-def _start_worker():
-    """Initializer of a worker process: its environment, and TensorFlow's image ops
-    without the rest of the package when it needs them (tfimport.use_light_import)."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent):
+    """Have the kernel kill this worker when the process that started it ends, however
+    it ends (kill -9 included), so no worker outlives its run with the source open.
+    Ctrl-C in a terminal goes to the whole process group: the main process handles it
+    and stops the workers, so a worker ignores it (and prints no traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):   # not Linux: the parent's own clean-up remains
+        pass
+    if os.getppid() != parent:          # the parent ended before prctl took effect
+        os._exit(1)
+
+
+def _start_worker(parent):
+    """Initializer of a worker process: tied to its parent's life, its environment,
+    and TensorFlow's image ops without the rest of the package when it needs them
+    (tfimport.use_light_import)."""
+    _die_with_parent(parent)
     _init_worker()
     tfimport.use_light_import()
 
@@ -80,7 +101,8 @@ class Pool:
             ctx = multiprocessing.get_context("spawn")
             self._executor = cf.ProcessPoolExecutor(max_workers=self.workers,
                                                     mp_context=ctx,
-                                                    initializer=_start_worker)
+                                                    initializer=_start_worker,
+                                                    initargs=(os.getpid(),))
         return self._executor
 
     def close(self, abort=False):
