@@ -40,8 +40,8 @@ def report(err, prog):
 def main_guard(func, prog):
     """Run `func()`; turn UserError, Ctrl-C and SIGTERM into one line and an exit
     status (130 for Ctrl-C, 143 for SIGTERM, as a shell reports them)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         return func() or 0
     except UserError as err:
@@ -54,3 +54,6 @@ def main_guard(func, prog):
         sys.stderr.write("%s: terminated (SIGTERM); finished shards are kept, rerun the "
                          "same command to resume.\n" % prog)
         return 143
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
