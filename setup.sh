@@ -19,8 +19,16 @@ for a in "$@"; do
   esac
 done
 
-if ! "$py" -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
-  echo "setup.sh: need Python 3.9-3.13 for TensorFlow 2.21 (found: $("$py" --version 2>&1)). Set PYTHON=/path/to/python3.x and rerun." >&2
+# TensorFlow 2.21 has wheels for Python 3.10-3.13 only: check before pip runs.
+supported() { "$1" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; }
+if ! supported "$py"; then
+  other=""
+  for cand in python3.13 python3.12 python3.11 python3.10; do
+    if command -v "$cand" >/dev/null && supported "$cand"; then other=$(command -v "$cand"); break; fi
+  done
+  if [ -n "$other" ]; then hint="rerun as: PYTHON=$other ./setup.sh"; else hint="install Python 3.10-3.13 and rerun with PYTHON=/path/to/python3.x"; fi
+  found=$("$py" --version 2>&1 | head -n 1 | grep "^Python" || true)
+  echo "setup.sh: TensorFlow 2.21 needs Python 3.10-3.13, and $py is ${found:-not a Python it can run}; $hint" >&2
   exit 1
 fi
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
