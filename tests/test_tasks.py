@@ -10,8 +10,7 @@ import pytest
 
 from conftest import REPO, kill_after_shards, wait_for_shards
 from test_resume import _shards, clean_run, release  # noqa: F401  (fixtures)
-from ilsvrc import plan, pool, shipped, tasks
-from ilsvrc.sources import discover
+from ilsvrc import fsutil, plan, pool, tasks
 from ilsvrc.write import lock, resume
 from ilsvrc.formats import official
 from ilsvrc.errors import UsageError
@@ -157,7 +156,7 @@ def test_a_killed_holder_does_not_block(tmp_path):
 
 def test_only_orphaned_partials_are_removed(tmp_path):
     d = str(tmp_path)
-    me = lock.host()
+    me = fsutil.host()
 
     def touch(name):
         open(os.path.join(d, name), "wb").close()
@@ -195,22 +194,18 @@ def _dead_pid():
 
 def test_partial_names_carry_host_and_pid(tmp_path):
     path = str(tmp_path / "train-00003-of-01024")
-    name = os.path.basename(lock.partial_path(path))
-    assert lock.parse_partial(name) == ("train-00003-of-01024", lock.host(), os.getpid())
-    assert lock.parse_partial(".x.partial") == ("x", None, None)
-    assert lock.parse_partial("x.partial") is None
+    name = os.path.basename(fsutil.partial_path(path))
+    assert fsutil.parse_partial(name) == ("train-00003-of-01024", fsutil.host(), os.getpid())
+    assert fsutil.parse_partial(".x.partial") == ("x", None, None)
+    assert fsutil.parse_partial("x.partial") is None
 
 
 # --------------------------------------------------------------------------- processes
 
 def owned_names(release, task_index, count):
     """The shard paths (as in _shards) task `task_index` of `count` owns."""
-    found = discover.find_source(release)
-    with pool.Pool(0) as runner:
-        train, val = discover.list_source(found, runner)
-    label_file = official.label_file_for(release)
-    splits, _ = official.make_splits(train, val, shipped.read_lines(label_file), label_file,
-                                     "/nowhere")
+    with pool.Pool(0) as runner:   # the plan build.sh makes (same label file rule)
+        splits = official.plan_from_source(release, "/nowhere", runner, None)
     mine = tasks.owned_shards(splits, tasks.Task(task_index, count, "test"))
     return {"%s/%s" % (s.prefix, plan.shard_name(s.prefix, k, s.num_shards))
             for s, k in mine}

@@ -14,13 +14,12 @@ import sys
 from array import array
 from typing import NamedTuple
 
-from ilsvrc import contract, plan, shipped, storage
+from ilsvrc import contract, plan, storage
 from ilsvrc.errors import UserError
 from ilsvrc.formats import conversion, extract
 from ilsvrc.readerfiles import tfds_meta
 from ilsvrc.records import features
 from ilsvrc.sources import cached, discover, val_labels
-from ilsvrc.storage import cache
 
 B, I = features.BYTES, features.INT64
 TRAIN_SHARDS, VAL_SHARDS = 1024, 128
@@ -48,16 +47,6 @@ class SourceRead(NamedTuple):
     """A source read for planning: its (train, validation) listings and the options."""
     listings: tuple
     options: PlanOptions
-
-
-def label_file_for(raw_dir, cache_dir=None):
-    """DIR/synset_labels.txt when there (a bucket's copied into the cache directory),
-    else the shipped file."""
-    if storage.is_remote(raw_dir):   # copied next to the index when the bucket has one
-        return cache.fetch_small(storage.join(raw_dir, LABEL_FILE_NAME), cache_dir) or \
-            shipped.VAL_LABELS_FILE
-    local = os.path.join(raw_dir, LABEL_FILE_NAME)
-    return local if os.path.isfile(local) else shipped.VAL_LABELS_FILE
 
 
 def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False,

@@ -28,7 +28,7 @@ import os
 import time
 
 from ilsvrc.errors import UserError
-from ilsvrc.fsutil import host, parse_partial, partial_path, run_tag  # noqa: F401
+from ilsvrc.fsutil import host, parse_partial, run_tag
 
 RUN_LOCK = ".ilsvrc-run.lock"
 PLAN_LOCK = ".ilsvrc-plan.lock"
