@@ -118,6 +118,7 @@ def read_source(source, runner, label_file=None, log=None, allow_custom=False,
     train, val = listings
     labels = val_labels.choose(source, label_file, LABEL_FILE_NAME, allow_custom,
                                val.side_files, cache_dir)
+    val_labels.check_claims(val, labels)
     if log:
         log.write(LABELS_FROM % labels.path)
     options = PlanOptions(labels.lines_for(sorted(val.names)), labels.path, allow_custom)

@@ -152,6 +152,7 @@ def source_listings(source, runner, val_label_file=None, allow_custom=False,
     train, flat_val = cached.listings(source, runner, index_file)
     labels = val_labels.choose(source, val_label_file, allow_custom=allow_custom,
                                side_files=flat_val.side_files)
+    val_labels.check_claims(flat_val, labels)
     if log:
         log.write("validation labels from %s\n" % labels.path)
     return train, by_synset(flat_val, labels)

@@ -13,7 +13,7 @@ import time
 
 from ilsvrc import storage
 from ilsvrc.errors import UserError
-from ilsvrc.sources import discover, indexfile
+from ilsvrc.sources import discover, hfcopy, indexfile, spool
 from ilsvrc.sources.remote import object_stats
 from ilsvrc.storage.cache import index_dir
 
@@ -81,6 +81,8 @@ def write_index(source, runner, path, cache_dir=None, log=None):
     """--index-only: walk the local `source` and write its index to `path` (its
     directory created); the listings."""
     log = log or sys.stderr
+    if source.kind in hfcopy.KINDS:     # its "index" is the spool, made by reading it
+        return listings(source, runner, path, cache_dir, log)
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
@@ -108,10 +110,15 @@ def load_index(source, path):
 
 # --------------------------------------------------------------------------- policy
 
-def listings(source, runner, index_file=None, cache_dir=None, log=None):
+def listings(source, runner, index_file=None, cache_dir=None, log=None, fill=True):
     """(train, validation) listings of `source`: a local source's from `index_file`
-    when it exists, a bucket's from its cached index when it matches; else walked."""
+    when it exists, a bucket's from its cached index when it matches; else walked.
+    A copy that cannot be read at an offset (the Hugging Face copy) is unpacked into
+    its spool beside the index file (fill False: refused when not done yet)."""
     log = log or sys.stderr
+    if source.kind in hfcopy.KINDS:
+        return spool.listings(source, spool.place(index_file, source.root, cache_dir),
+                              log, fill)
     if source.remote:
         if index_file and os.path.exists(index_file):
             log.write("index: %s is for a local source; a gs:// source keeps its own "

@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 from ilsvrc import storage
 from ilsvrc.errors import UserError
-from ilsvrc.sources import kagglezip, remote, tarindex, tree
+from ilsvrc.sources import hfcopy, kagglezip, remote, tarindex, tree
 
-SOURCES = ("auto", "tar", "tree", "kaggle", "zip")
+SOURCES = ("auto", "tar", "tree", "kaggle", "zip") + hfcopy.KINDS
 
 
 class Source(NamedTuple):
@@ -23,8 +23,9 @@ class Source(NamedTuple):
 
     kind: "tar" (train, val: the release tars), "tree" (the extracted train and
     validation directories), "kaggle" (the unpacked Kaggle train and val
-    directories), "zip" (the Kaggle zip, as both train and val); root: the
-    directory given (or the gs:// prefix)."""
+    directories), "zip" (the Kaggle zip, as both train and val), "parquet" or
+    "hf-tar" (the Hugging Face copy: train and val are the folder holding its
+    files, sources/hfcopy.py); root: the directory given (or the gs:// prefix)."""
     kind: str
     train: str
     val: str
@@ -39,6 +40,9 @@ class Source(NamedTuple):
 def find_source(raw_dir, kind="auto"):
     """The Source under raw_dir: "auto" takes the first kind present, in the order
     tar, tree, kaggle, zip; another kind must be there."""
+    hf = _find_hf(raw_dir, kind)
+    if hf is not None:
+        return hf
     if storage.is_remote(raw_dir):
         if kind not in ("auto", "tar"):
             raise UserError("a gs:// source holds the release tars: --source %s is for "
@@ -47,6 +51,35 @@ def find_source(raw_dir, kind="auto"):
         return Source("tar", train, val, raw_dir)
     found = _find_local(raw_dir, kind)
     return Source(*found, raw_dir)
+
+
+def _find_hf(raw_dir, kind):
+    """The Source of a Hugging Face copy in raw_dir: always when `kind` names one
+    (refused when absent), with "auto" when nothing of the release's own layouts is
+    there."""
+    if kind not in hfcopy.KINDS:
+        if kind != "auto" or _has_release_layout(raw_dir):
+            return None
+    found = hfcopy.find(raw_dir, kind)
+    if found is None:
+        if kind == "auto":
+            return None
+        raise UserError("no Hugging Face copy (%s) in %s: expected %s" % (
+            kind, raw_dir, "data/train-NNNNN-of-NNNNN.parquet files" if kind == "parquet"
+            else "data/train_images_0.tar.gz ... data/val_images.tar.gz"))
+    folder = hfcopy.data_dir(raw_dir)
+    return Source(found[0], folder, folder, raw_dir)
+
+
+def _has_release_layout(raw_dir):
+    """True when raw_dir holds (part of) a layout that "auto" looks for first."""
+    if storage.is_remote(raw_dir):
+        store = storage.store_for(raw_dir)
+        return any(store.stat(storage.join(raw_dir, n)) is not None
+                   for n in (tarindex.TRAIN_TAR, tarindex.VAL_TAR))
+    names = (tarindex.TRAIN_TAR, tarindex.VAL_TAR, "train", "validation",
+             kagglezip.ZIP_NAME, kagglezip.CLS_LOC[0])
+    return any(os.path.exists(os.path.join(raw_dir, n)) for n in names)
 
 
 def as_source(where, kind="auto"):
@@ -87,7 +120,8 @@ def _find_local(raw_dir, kind):
             raise UserError("missing %s" % os.path.join(raw_dir, kagglezip.ZIP_NAME))
         return "zip", archive, archive
     raise UserError("no ImageNet data in %s: expected the tars %s and %s, or the extracted "
-                    "directories %s/ and %s/, or the Kaggle copy (%s/ or %s)."
+                    "directories %s/ and %s/, or the Kaggle copy (%s/ or %s), or the "
+                    "Hugging Face copy (data/*.parquet or data/*.tar.gz)."
                     % ((raw_dir,) + tars + tree
                        + (os.path.join(raw_dir, *kagglezip.CLS_LOC), kagglezip.ZIP_NAME)))
 

@@ -32,6 +32,9 @@ class Listing:
         self.files_flat = False       # tree sources: files at root/<name> whatever the group
         self.side_files = None        # a Kaggle zip: {base name: (member, offset, size)}
                                       # of its LOC_* label files, found by the same walk
+        self.claims = None            # validation synsets the source names itself (the
+                                      # Hugging Face copy), one per image: checked
+                                      # against the label file (val_labels.choose)
 
     def __len__(self):
         return len(self.names)

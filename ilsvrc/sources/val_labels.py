@@ -224,3 +224,23 @@ def choose(source, explicit=None, local_name=None, allow_custom=False, side_file
     for image, synset in labels.rows.items():
         contract.check_known(synset, "%s (row of %s)" % (labels.path, image), allow_custom)
     return labels
+
+
+def check_claims(val, labels):
+    """The third check of a source that names each validation image's synset itself
+    (the Hugging Face copy: val.claims): the label file must give the same synset."""
+    if val.claims is None:
+        return
+    names = sorted(val.names)
+    lines = labels.lines_for(names)
+    by_number = all(VAL_ID.match(n) for n in names)
+    position = {n: k for k, n in enumerate(names)}
+    for i, (name, claim) in enumerate(zip(val.names, val.claims)):
+        k = int(name[15:23]) - 1 if by_number else position[name]
+        said = lines[k] if 0 <= k < len(lines) else None
+        if said != claim:
+            where = "%s: %s" % (val.containers[val.container[i]], name)
+            raise UserError("%s is %s in the copy (its name and label) but %s in %s: the "
+                            "copy and the label file disagree. Give the label file that "
+                            "belongs to this copy (--labels), or get a clean copy."
+                            % (where, claim, said or "has no line", labels.path))
