@@ -46,7 +46,9 @@ options.define_task_flags(flags)  # --task_index, --task_count, --index, --index
 options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
 flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
                   "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
-                  "(kaggle) or the Kaggle zip in place (zip); auto takes the first found.")
+                  "(kaggle), the Kaggle zip in place (zip), or the Hugging Face "
+                  "copy: parquet files (parquet) or its tar.gz files (hf-tar); auto takes "
+                  "the first found.")
 
 FLAGS = flags.FLAGS
 PROG = "imagenet_to_gcs.py"

@@ -40,7 +40,9 @@ def parse(argv):
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
     p.add_argument("--source", choices=discover.SOURCES, default="auto",
                    help="tar: the release tars; tree: extracted train/ and validation/; "
-                   "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place "
+                   "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place; "
+                   "parquet, hf-tar: the Hugging Face copy (data/*.parquet or "
+                   "data/*.tar.gz, unpacked once into OUT/ilsvrc-spool) "
                    "(default auto: the first of those found in DIR)")
     p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
                    "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "

@@ -9,6 +9,7 @@ from ilsvrc import pool
 from ilsvrc.errors import UserError
 from ilsvrc.readerfiles import dali
 from ilsvrc.records import checks
+from ilsvrc.sources import spool
 from ilsvrc.verify import reread
 from ilsvrc.write import destination, driver, worker
 
@@ -65,6 +66,8 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
         _say_verified(splits, stats, counts, dest, task, log)
         if dali_index:
             _verify_index(splits, stats, index, runner, log)
+    if task is None:       # every shard is there: a spooled copy's images can go
+        spool.drain(listings, log)
     return splits, stats
 
 

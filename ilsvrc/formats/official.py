@@ -105,7 +105,7 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
 
 
 def read_source(source, runner, label_file=None, log=None, allow_custom=False,
-                index_file=None, cache_dir=None, listings=None):
+                index_file=None, cache_dir=None, listings=None, fill=True):
     """A SourceRead of `source` (a discover.Source): its (train, validation) listings
     (`listings` when already read, else cached.listings: from index_file when it
     exists) and the planner's options (the validation labels: label_file, else what
@@ -114,7 +114,7 @@ def read_source(source, runner, label_file=None, log=None, allow_custom=False,
     if log:
         log.write(READING % (source.root, source.kind))
     if listings is None:
-        listings = cached.listings(source, runner, index_file, cache_dir, log)
+        listings = cached.listings(source, runner, index_file, cache_dir, log, fill)
     train, val = listings
     labels = val_labels.choose(source, label_file, LABEL_FILE_NAME, allow_custom,
                                val.side_files, cache_dir)
@@ -169,7 +169,7 @@ def convert(raw_dir, out_dir, runner, check="header", source="auto", do_verify=T
     conversion.refuse_remote_extras(out_dir, dali_index, tfds_metadata)
     found = discover.as_source(raw_dir, source)
     listings, options = read_source(found, runner, label_file, log, allow_custom,
-                                    index_file, cache_dir, listings)
+                                    index_file, cache_dir, listings, task is None)
     splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
                                        do_verify, log, task=task, dali_index=dali_index,
                                        **options.as_kwargs())

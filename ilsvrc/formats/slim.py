@@ -142,14 +142,14 @@ def by_synset(flat, labels):
 
 
 def source_listings(source, runner, val_label_file=None, allow_custom=False,
-                    index_file=None, log=None):
+                    index_file=None, log=None, fill=True):
     """(train, validation) listings of the images of `source` (a discover.Source, or
     a directory to find one in), read in place: the release tars, or the Kaggle copy
     (tree or zip); from index_file when it exists (cached.py).  The flat validation
     set is grouped by synset with the label file (default: the Kaggle copy's
     LOC_val_solution.csv, else the shipped file)."""
     source = discover.as_source(source)
-    train, flat_val = cached.listings(source, runner, index_file)
+    train, flat_val = cached.listings(source, runner, index_file, fill=fill)
     labels = val_labels.choose(source, val_label_file, allow_custom=allow_custom,
                                side_files=flat_val.side_files)
     val_labels.check_claims(flat_val, labels)
@@ -239,7 +239,7 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
                 labels_file=shipped.SYNSETS_FILE, metadata_file=shipped.METADATA_FILE,
                 bbox_file="", val_label_file=None, train_shards=TRAIN_SHARDS,
                 val_shards=VAL_SHARDS, num_threads=NUM_THREADS, log=sys.stderr,
-                allow_custom=False, index_file=None):
+                allow_custom=False, index_file=None, fill=True):
     """The (train, validation) listings and the planner's options (the label, text
     and box tables, the layout, whether synsets outside the 1000 are allowed);
     index_file: see source_listings.
@@ -260,7 +260,7 @@ def read_source(runner, train_dir=None, val_dir=None, source_dir=None,
     if source_dir is not None:
         listings = source_listings(source_dir, runner, val_label_file,
                                    allow_custom=allow_custom, index_file=index_file,
-                                   log=log)
+                                   log=log, fill=fill)
     else:
         listings = tree_listings(train_dir, val_dir)
     return SourceRead(listings, PlanOptions(synsets, texts, boxes, metadata_file,
@@ -314,7 +314,7 @@ def convert(out_dir, runner, check="header", do_verify=True, log=sys.stderr, tas
         raise UserError("output directory %s does not exist; create it first (the slim "
                         "converter does not create it)" % out_dir)
     log.write("Saving results to %s\n" % out_dir)
-    listings, options = read_source(runner, log=log, **where)
+    listings, options = read_source(runner, log=log, fill=task is None, **where)
     splits, stats = conversion.convert(FORMAT, listings, out_dir, runner, check,
                                        do_verify, log, task=task, dali_index=dali_index,
                                        **options.as_kwargs())

@@ -35,6 +35,7 @@ CMYK_IMAGES = frozenset((
 ))
 
 CHECKS = ("header", "decode")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def special_kind(relpath):
@@ -47,10 +48,14 @@ def special_kind(relpath):
 
 
 def reencode(data, kind):
-    """TF decode + quality-100 RGB JPEG encode, as upstream does for the 23 images."""
+    """TF decode + quality-100 RGB JPEG encode, as upstream does for the 23 images
+    (decoded as what they are: the PNG-listed image as a JPEG where a copy of the
+    release holds it as one)."""
     ops = tfimport.image_ops()
-    if kind == "png":
+    if kind == "png" and data[:8] == PNG_MAGIC:   # a copy may hold it as a JPEG already
         pixels = ops.decode_png(data, channels=3)
+    elif kind == "png":
+        pixels = ops.decode_jpeg(data, channels=3)
     else:
         pixels = ops.decode_jpeg(data, channels=0)
     return ops.encode_jpeg(pixels, format="rgb", quality=100).numpy()

@@ -179,7 +179,7 @@ def check_special(name, data, where):
     if kind is None:
         return None
     if kind == "png":
-        ok, want = data[:8] == b"\x89PNG\r\n\x1a\n", "a PNG"
+        ok, want = data[:8] == image.PNG_MAGIC, "a PNG"
     else:
         try:
             ok = jpeg.header_info(data)[2] == 4

@@ -35,6 +35,8 @@ class Listing:
         self.claims = None            # validation synsets the source names itself (the
                                       # Hugging Face copy), one per image: checked
                                       # against the label file (val_labels.choose)
+        self.spool_parts = []         # a spooled copy's parts these images are read
+                                      # from (spool.py: removed after a complete run)
 
     def __len__(self):
         return len(self.names)
@@ -58,6 +60,7 @@ class Listing:
         other = Listing(self.split)
         other.containers, other.root = self.containers, self.root
         other.inner_tars, other.files_flat = self.inner_tars, self.files_flat
+        other.spool_parts = self.spool_parts
         return other
 
     def group_of(self, i):

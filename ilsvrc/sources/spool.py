@@ -65,7 +65,7 @@ def _load(spool, unit):
         with open(idx, "rb") as f:
             part = json.loads(f.read().decode("utf-8"))
         ok = (part.get("version") == VERSION and part["source"] == identity(unit.path)
-              and os.path.getsize(img) == part["img_size"])
+              and (part.get("drained") or os.path.getsize(img) == part["img_size"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return part if ok else None
@@ -91,7 +91,11 @@ def listings(source, spool, log=None, fill=True):
     if todo:
         _unpack_all(todo, parts, spool, classes, log)
     for unit, part in parts.items():
-        part["_img"] = _paths(spool, unit)[0]
+        part["_img"], part["_idx"] = _paths(spool, unit)
+    if any(part.get("drained") for part in parts.values()):
+        log.write("note: the images unpacked into %s were removed when the last run "
+                  "completed; if a shard must be written again, remove %s and rerun "
+                  "(the copy is then read again)\n" % (spool, spool))
     train, val = _assemble(units, parts)
     skipped = _test_images(units)
     log.write("%s copy in %s: %d training and %d validation images (spool %s)%s\n"
@@ -102,8 +106,8 @@ def listings(source, spool, log=None, fill=True):
 
 def _unpack_all(todo, parts, spool, classes, log):
     total = sum(u.size for u in todo)
-    log.write("unpacking %d files (%.1f GB) of the copy into %s: each is read once\n"
-              % (len(todo), total / 1e9, spool))
+    log.write("unpacking %d files (%s) of the copy into %s: each is read once\n"
+              % (len(todo), _amount(total), spool))
     progress = Progress(max(1, total >> 20), "unpacking", stream=log, unit="MB")
     t0 = time.monotonic()
     for unit in todo:
@@ -177,8 +181,10 @@ def _assemble(units, parts):
         if part is None:
             continue
         lst = train if unit.split == "train" else val
+        lst.spool_parts.append(part)
         ci = len(lst.containers)
-        lst.containers.append(Slices(part["_img"]))
+        lst.containers.append(SpoolFile(part["_img"], part["img_size"],
+                                        bool(part.get("drained"))))
         for name, synset, off, size in zip(part["names"], part["synsets"],
                                            part["offsets"], part["sizes"]):
             lst.add(name, synset if lst is train else "", ci, off, size)
@@ -187,6 +193,32 @@ def _assemble(units, parts):
     for lst in (train, val):
         _refuse_duplicates(lst, units, parts)
     return train, val
+
+
+class SpoolFile(Slices):
+    """A spool file, read in place like a release tar; named in a plan by its base
+    name and recorded size, so that a plan stays the same once the images are
+    removed (drain)."""
+
+    def __init__(self, path, size, drained=False):
+        super().__init__(path)
+        self.size, self.drained = size, drained
+
+    def __str__(self):
+        if not self.drained:
+            return self.path
+        spool = os.path.dirname(os.path.dirname(self.path))
+        return ("%s (removed after the last complete run: remove %s and rerun to unpack "
+                "the copy again)" % (self.path, spool))
+
+    def __getstate__(self):
+        return self.path, self.size, self.drained
+
+    def __setstate__(self, state):
+        (self.path, self.size, self.drained), self._identity = state, None
+
+    def identity(self):
+        return os.path.basename(self.path), self.size
 
 
 def _refuse_duplicates(lst, units, parts):
@@ -201,7 +233,7 @@ def _refuse_duplicates(lst, units, parts):
 
 def _where(lst, i, units, parts):
     """'<file> row N' of image i of a listing (for messages)."""
-    path = str(lst.containers[lst.container[i]])
+    path = lst.containers[lst.container[i]].path
     for unit in units:
         part = parts.get(unit)
         if part is not None and part["_img"] == path:
@@ -223,3 +255,30 @@ def _test_images(units):
     return sum(pq.ParquetFile(remote.RemoteFile(u.path, u.size, 1 << 20)
                               if storage.is_remote(u.path) else u.path).metadata.num_rows
                for u in tests)
+
+
+def drain(listings, log=None):
+    """After a complete run: remove the spooled images of `listings` (those read
+    from a spool), keeping their lists, so that the spool no longer takes the
+    copy's size and a rerun still plans without reading the copy again."""
+    freed = 0
+    for lst in listings:
+        for part in lst.spool_parts:
+            if part.get("drained"):
+                continue
+            record = {k: v for k, v in part.items() if not k.startswith("_")}
+            record["drained"] = True
+            fsutil.atomic_write(part["_idx"], json.dumps(record, separators=(",", ":")))
+            part["drained"] = True
+            try:
+                freed += os.path.getsize(part["_img"])
+                os.remove(part["_img"])
+            except FileNotFoundError:
+                pass
+    if freed and log is not None:
+        log.write("spool: removed the unpacked images (%s; the lists stay, for reruns "
+                  "and ./verify.sh --source)\n" % _amount(freed))
+
+
+def _amount(n):
+    return "%.1f GB" % (n / 1e9) if n >= 1e9 else "%.1f MB" % (n / 1e6)
