@@ -60,7 +60,7 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     index = dali.Index(out_dir, dali_index)
     stats = driver.write_splits(splits, runner, check, label="converting", task=task,
                                 verify=(fmt.schema, label_range) if do_verify else None,
-                                index=index)
+                                index=index, before_write=_refill(listings, log))
     if do_verify:
         counts = _verify(fmt, splits, stats, dest, runner, label_range, task, custom)
         _say_verified(splits, stats, counts, dest, task, log)
@@ -69,6 +69,19 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     if task is None:       # every shard is there: a spooled copy's images can go
         spool.drain(listings, log)
     return splits, stats
+
+
+def _refill(listings, log):
+    """The driver's before_write for a spooled copy whose images a complete run
+    removed: the files of the copy that the shards to write need are read again."""
+    if not any(part.get("drained") for lst in listings for part in lst.spool_parts):
+        return None
+
+    def refill(todo):
+        needed = {id(item.container): item.container
+                  for split, k in todo for item in split.shard_items(k)}
+        spool.refill(needed.values(), log)
+    return refill
 
 
 def _verify(fmt, splits, stats, dest, runner, label_range, task, custom):

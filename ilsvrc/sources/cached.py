@@ -82,7 +82,7 @@ def write_index(source, runner, path, cache_dir=None, log=None):
     directory created); the listings."""
     log = log or sys.stderr
     if source.kind in hfcopy.KINDS:     # its "index" is the spool, made by reading it
-        return listings(source, runner, path, cache_dir, log)
+        return spool.listings(source, spool.place(path, source.root, cache_dir), log)
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)

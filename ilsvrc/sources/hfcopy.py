@@ -38,7 +38,7 @@ TRAIN_NAME = re.compile(r"(n\d{8})_(\d+)_(n\d{8})\.JPEG")
 VAL_NAME = re.compile(r"(ILSVRC2012_val_\d{8})_(n\d{8})\.JPEG")
 TEST_NAME = re.compile(r"ILSVRC2012_test_\d{8}\.JPEG")
 PAGE = "https://huggingface.co/datasets/ILSVRC/imagenet-1k"
-REFETCH = "delete it and rerun ./download.sh hf DIR to fetch it again"
+REFETCH = "Delete it and rerun ./download.sh hf DIR to fetch it again"
 
 
 class Unit(NamedTuple):
@@ -155,18 +155,18 @@ def canonical(row, split, classes):
         raise UserError("%s: '%s' is not a %s image name of the Hugging Face copy (like "
                         "%s): the file is not from ILSVRC/imagenet-1k. %s."
                         % (row.where, row.name[:80], split, example,
-                           REFETCH.capitalize()))
+                           REFETCH))
     synset = m.group(m.lastindex)
     if split == "train" and m.group(1) != synset:
         raise UserError("%s: '%s' names synset %s but carries the suffix %s. %s."
-                        % (row.where, row.name, m.group(1), synset, REFETCH.capitalize()))
+                        % (row.where, row.name, m.group(1), synset, REFETCH))
     contract.check_known(synset, "%s: '%s'" % (row.where, row.name))
     if row.label is not None and (not 0 <= row.label < len(classes)
                                   or classes[row.label] != synset):
         said = classes[row.label] if 0 <= row.label < len(classes) else "no synset"
         raise UserError("%s: '%s' has label %d, which is %s, not %s. %s."
                         % (row.where, row.name, row.label, said, synset,
-                           REFETCH.capitalize()))
+                           REFETCH))
     name = (m.group(1) + "_" + m.group(2) if split == "train" else m.group(1)) + ".JPEG"
     return name, synset
 
@@ -223,7 +223,7 @@ def _parquet_rows(unit):
             pf = pq.ParquetFile(f)
         except (pa.ArrowException, OSError) as err:
             raise UserError("%s: not a readable parquet file (%s). %s."
-                            % (unit.path, err, REFETCH.capitalize()))
+                            % (unit.path, _one_line(err), REFETCH))
         _check_schema(pf.schema_arrow, unit.path, pa)
         row = 0
         try:
@@ -238,7 +238,11 @@ def _parquet_rows(unit):
                     row += 1
         except (pa.ArrowException, OSError) as err:
             raise UserError("%s: damaged at row %d (%s). %s."
-                            % (unit.path, row, err, REFETCH.capitalize()))
+                            % (unit.path, row, _one_line(err), REFETCH))
+
+
+def _one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _check_schema(schema, path, pa):
@@ -268,7 +272,7 @@ def _tgz_rows(unit):
             if isinstance(err, UserError):
                 raise
             raise UserError("%s: not a complete tar.gz (%s). %s."
-                            % (unit.path, err, REFETCH.capitalize()))
+                            % (unit.path, _one_line(err), REFETCH))
 
 
 def _member(tar, info, unit):
@@ -277,9 +281,9 @@ def _member(tar, info, unit):
     if not info.isreg() or "/" in name:
         raise UserError("%s is not a plain image file at the top of the archive; the "
                         "Hugging Face copy holds only flat *.JPEG members. %s."
-                        % (where, REFETCH.capitalize()))
+                        % (where, REFETCH))
     contract.check_member_size(info.size, where)
     data = tar.extractfile(info).read()
     if len(data) != info.size:
-        raise UserError("%s: truncated. %s." % (where, REFETCH.capitalize()))
+        raise UserError("%s: truncated. %s." % (where, REFETCH))
     return Row(where, name, None, data)

@@ -121,7 +121,8 @@ def _unpack(unit, spool, classes, progress, log):
     img, idx = _paths(spool, unit)
     os.makedirs(os.path.dirname(img), exist_ok=True)
     before = identity(unit.path)
-    part = {"version": VERSION, "source": before, "names": [], "synsets": [],
+    part = {"version": VERSION, "source": before, "unit": list(unit[:2]),
+            "names": [], "synsets": [],
             "offsets": [], "sizes": [], "rows": [], "notes": []}
     seen, offset, shown = set(), 0, 0
     try:
@@ -141,7 +142,7 @@ def _unpack(unit, spool, classes, progress, log):
     progress.update((unit.size >> 20) - shown, unit.size)
     if not part["names"]:
         raise UserError("%s holds no %s images. %s." % (unit.path, unit.split,
-                                                        hfcopy.REFETCH.capitalize()))
+                                                        hfcopy.REFETCH))
     if identity(unit.path) != before:
         raise UserError("%s changed while it was read: rerun when nothing writes to it"
                         % unit.path)
@@ -158,7 +159,7 @@ def _keep(part, seen, got, row, row_no, offset, out):
     name, synset = got
     if name in seen:
         raise UserError("%s: %s appears twice in this file; the copy is damaged. %s."
-                        % (row.where, name, hfcopy.REFETCH.capitalize()))
+                        % (row.where, name, hfcopy.REFETCH))
     seen.add(name)
     contract.check_member_size(len(row.data), row.where)
     note = hfcopy.check_special(name, row.data, row.where)
@@ -185,6 +186,7 @@ def _assemble(units, parts):
         ci = len(lst.containers)
         lst.containers.append(SpoolFile(part["_img"], part["img_size"],
                                         bool(part.get("drained"))))
+        lst.containers[-1].part = part
         for name, synset, off, size in zip(part["names"], part["synsets"],
                                            part["offsets"], part["sizes"]):
             lst.add(name, synset if lst is train else "", ci, off, size)
@@ -282,3 +284,27 @@ def drain(listings, log=None):
 
 def _amount(n):
     return "%.1f GB" % (n / 1e9) if n >= 1e9 else "%.1f MB" % (n / 1e6)
+
+
+def refill(containers, log=None):
+    """Unpack again the files of the copy whose spooled images `containers` (some
+    SpoolFiles among them) were removed by drain; the same bytes land at the same
+    offsets, so plans made from the lists stay valid."""
+    log = log or sys.stderr
+    drained = [c for c in containers if isinstance(c, SpoolFile) and c.drained]
+    if not drained:
+        return
+    units = []
+    for c in drained:
+        split, path = c.part["unit"]
+        units.append(hfcopy.Unit(split, path, identity(path)[0]))
+    spool = os.path.dirname(os.path.dirname(drained[0].path))
+    parts = {}
+    _unpack_all(units, parts, spool, sorted(contract.official_synsets()), log)
+    for c, unit in zip(drained, units):
+        new = parts[unit]
+        if new["img_size"] != c.size or new["names"] != c.part["names"]:
+            raise UserError("%s changed since it was listed: rerun the same command"
+                            % unit.path)
+        c.part.pop("drained", None)
+        c.drained = False

@@ -21,7 +21,7 @@ from ilsvrc.write.finisher import Finisher
 
 
 def write_splits(splits, runner, check="header", label="writing", task=None,
-                 verify=None, index=None):
+                 verify=None, index=None, before_write=None):
     """Write every shard of `splits` (of `task`'s share in task mode) that is not
     already done; return totals.
 
@@ -30,6 +30,9 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
     and `pairs` ({synset: {labels}} read back); always `kept` (the (split, k) of
     shards already complete, not rewritten) and `owned` (the [(prefix, k)] of this
     run).  `index`: a dali.Index (DALI index files with the shards), or None.
+    before_write: None, or called with the [(split, k)] to write (when there are
+    any) before the first is written: a source that must make its images readable
+    first (a spooled copy whose images were removed).
     """
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
@@ -48,6 +51,8 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
         claim.ready()
         todo = [(split, k) for split, k in mine if k not in done[split.prefix]]
         kept = [(split, k) for split, k in mine if k in done[split.prefix]]
+        if todo and before_write is not None:
+            before_write(todo)
         stats = _write(splits, todo, kept, runner, check, label, verify, index,
                        dests, digests)
     stats["owned"] = [(s.prefix, k) for s, k in mine]
