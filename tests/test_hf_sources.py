@@ -298,3 +298,16 @@ def test_slim_records_from_the_parquet_copy_equal_the_tars(tmp_path):
     assert len(outs["tars"]) == 1024 + 128
     assert outs["hf"] == outs["tars"]
     assert "found 8 images with bboxes" in r.stderr
+
+
+def test_a_parquet_copy_in_a_bucket(hf, gcs_emulator, tmp_path, monkeypatch):
+    name = "hf-copy-%d" % os.getpid()
+    gcs_emulator.bucket(name)
+    data = os.path.join(hf[1]["parquet"], "data")
+    gcs_emulator.upload_dir(name, "imagenet-1k/data/", data, sorted(os.listdir(data)))
+    out = str(tmp_path / "out")
+    monkeypatch.setenv("ILSVRC_INDEX_DIR", str(tmp_path / "index"))
+    r = run_cmd(["./build.sh", "gs://%s/imagenet-1k" % name, "-o", out])
+    assert r.returncode == 0, r.stderr
+    assert "parquet copy in gs://%s/imagenet-1k" % name in r.stderr
+    assert _shards(out) == hf[2]

@@ -195,8 +195,11 @@ def check_special(name, data, where):
 
 # --------------------------------------------------------------------------- reading
 
-def _open(unit):
+def _open(unit, seekable=False):
+    """The file, to read front to back (parquet: seekable, for its footer)."""
     if storage.is_remote(unit.path):
+        if seekable:
+            return remote.RemoteFile(unit.path, size=unit.size, block=8 << 20)
         return remote.open_stream(unit.path, size=unit.size)
     try:
         return open(unit.path, "rb")
@@ -218,7 +221,7 @@ def _parquet_rows(unit):
     except ImportError:
         raise UserError("reading the Hugging Face parquet copy needs pyarrow: run "
                         "./setup.sh --hf")
-    with _open(unit) as f:
+    with _open(unit, seekable=True) as f:
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowException, OSError) as err:

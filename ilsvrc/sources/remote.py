@@ -75,6 +75,7 @@ class RemoteFile(containers.Positioned):
         self.limit = size   # read-ahead stops here (the end of an inner tar)
         self._pos, self._cache_at, self._cache = 0, 0, b""
         self.requests = 0
+        self.closed = False   # what io-style readers (pyarrow) ask of a file
 
     def pread(self, n, offset):
         n = max(0, min(n, self.size - offset))
@@ -103,7 +104,7 @@ class RemoteFile(containers.Positioned):
         return self.size
 
     def close(self):
-        self._cache = b""
+        self._cache, self.closed = b"", True
 
     def __enter__(self):
         return self

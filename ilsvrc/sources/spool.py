@@ -47,7 +47,7 @@ def identity(path):
         info = storage.store_for(path).stat(path)
         if info is None:
             raise UserError("%s does not exist" % path)
-        return [info.size, info.generation, info.crc]
+        return [info.size, info.generation, info.crc32c]
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
