@@ -203,6 +203,8 @@ def test_interrupted_download_resumes_on_rerun(hub, tmp_path, sig):
     assert "train-00000-of-00002.parquet" not in fetched and "classes.py" not in fetched
     assert stalled.rsplit("/", 1)[-1] in fetched
     assert json.loads((out / RECORD).read_text())["complete"] is True
+    # a kill -9 leaves the client's partial copy behind; the finished rerun removes it
+    assert [p for p in files_under(out) if p.endswith(".incomplete")] == []
 
 
 def test_hash_mismatch_is_one_line_naming_the_file(hub, tmp_path):

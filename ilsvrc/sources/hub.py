@@ -313,6 +313,22 @@ def fetch(hh, f, commit, dest, endpoint):
     return _stamp(path) != before
 
 
+def sweep_partials(dest, f):
+    """Remove the client's partial copies of a file now complete and checked: it names
+    them after the file's sha256 under DIR/.cache/huggingface/download/, and after a
+    kill -9 leaves them behind (a rerun starts such a file afresh).  Returns the count."""
+    if not f.sha256:
+        return 0
+    parent = os.path.dirname(local_path(os.path.join(dest, ".cache", "huggingface",
+                                                     "download"), f.path))
+    gone = 0
+    for name in os.listdir(parent) if os.path.isdir(parent) else ():
+        if name.endswith(".incomplete") and ".%s." % f.sha256 in name:
+            fsutil.discard(os.path.join(parent, name))
+            gone += 1
+    return gone
+
+
 def download(dest, splits=DEFAULT_SPLITS, revision="main", out=None):
     """Fetch `splits` of ILSVRC/imagenet-1k at `revision` into `dest`, laid out as in
     the repository, each file checked; rerunning resumes.  Returns the record path."""
@@ -339,6 +355,7 @@ def download(dest, splits=DEFAULT_SPLITS, revision="main", out=None):
             out.flush()
         fetched += fetch(hh, f, commit, dest, endpoint)
         hashed += check_file(dest, f, commit, record, progress)
+        sweep_partials(dest, f)
         record.save(complete=False)
     progress.update(0, 0, force=True)
     record.save(complete=True)
