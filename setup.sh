@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtualenv at .venv inside the checkout and install
 # what the converters need.  `./setup.sh --test` also installs the test tools;
-# `./setup.sh --gcs` the Cloud Storage client for gs:// paths (docs/cloud-storage.md).
+# `./setup.sh --gcs` the Cloud Storage client for gs:// paths (docs/cloud-storage.md);
+# `./setup.sh --hf` the Hugging Face client for `./download.sh hf` (docs/sources.md).
 # Safe to rerun: an up-to-date .venv is left alone.
 set -euo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
@@ -10,11 +11,13 @@ py=${PYTHON:-python3}
 
 want_test=0
 want_gcs=0
+want_hf=0
 for a in "$@"; do
   case "$a" in
     --test) want_test=1 ;;
     --gcs) want_gcs=1 ;;
-    -h|--help) echo "usage: ./setup.sh [--test] [--gcs]   (creates $venv; --gcs: gs:// support)"; exit 0 ;;
+    --hf) want_hf=1 ;;
+    -h|--help) echo "usage: ./setup.sh [--test] [--gcs] [--hf]   (creates $venv; --gcs: gs:// support; --hf: ./download.sh hf, the Hugging Face copy)"; exit 0 ;;
     *) echo "setup.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,14 +44,17 @@ case "$(uname -m)" in
 esac
 
 stamp="$venv/.installed"
-want=$(cat "$req"; [ $want_test = 1 ] && cat "$top/requirements-test.txt" "$top/requirements-gcs.txt"
-       [ $want_gcs = 1 ] && cat "$top/requirements-gcs.txt"; true)
+want=$(cat "$req"; [ $want_test = 1 ] && cat "$top/requirements-test.txt" "$top/requirements-gcs.txt" "$top/requirements-hf.txt"
+       [ $want_gcs = 1 ] && cat "$top/requirements-gcs.txt"
+       [ $want_hf = 1 ] && cat "$top/requirements-hf.txt"; true)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 args=(-r "$req")
-[ $want_test = 1 ] && args+=(-r "$top/requirements-test.txt")
+# The tests drive ./download.sh hf too, so --test brings the Hugging Face client as well.
+[ $want_test = 1 ] && args+=(-r "$top/requirements-test.txt" -r "$top/requirements-hf.txt")
 [ $want_gcs = 1 ] && args+=(-r "$top/requirements-gcs.txt")
+[ $want_hf = 1 ] && args+=(-r "$top/requirements-hf.txt")
 echo "setup.sh: installing into $venv ..." >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
 printf '%s' "$want" > "$stamp"
