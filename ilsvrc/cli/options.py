@@ -55,7 +55,8 @@ OPTIONS = (
     Option("index_only", ("--index-only", "--index_only"), bool, False,
            "only walk the source and write its index file (to --index FILE, default "
            "ilsvrc-source.index in the output directory) for the tasks to read, then "
-           "exit", group="index_only"),
+           "exit; a Hugging Face copy is unpacked into its spool (ilsvrc-spool beside "
+           "the index) instead", group="index_only"),
     Option("dali_index", ("--dali-index", "--dali_index"), bool, False,
            "also write a DALI index file per shard (OUT/dali-index/<split>/<shard>.idx) "
            "for nvidia.dali's fn.readers.tfrecord (docs/readers.md); a rerun adds those "
