@@ -49,8 +49,10 @@ flags.DEFINE_string("bounding_box_file", "./imagenet_2012_bounding_boxes.csv",
                     "lists).")
 # Our additions (upstream has no equivalent):
 flags.DEFINE_string("source_dir", None, "Read ILSVRC2012_img_train.tar and "
-                    "ILSVRC2012_img_val.tar in this directory in place, instead of "
-                    "--train_directory and --validation_directory.")
+                    "ILSVRC2012_img_val.tar in this directory in place (or any other "
+                    "copy: split tars, the Kaggle copy, the Hugging Face copy; "
+                    "docs/sources.md), instead of --train_directory and "
+                    "--validation_directory.")
 flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the synset of "
                     "each validation image, one a line in number order (default: the "
                     "Kaggle copy's LOC_val_solution.csv, else the shipped "
