@@ -135,7 +135,7 @@ class Slices(Container):
 
 def _short_part(joined, offset, got, size):
     """A member of a split tar cut short: the part where its bytes stop."""
-    k, inner = joined.part_of(offset + got)
+    k, inner = joined.part_of(min(offset + got, joined.size))
     if k == len(joined.parts) - 1:
         return joined.incomplete("it ends at its byte %d, inside a member that should "
                                  "run to byte %d of the tar" % (inner, offset + size))
