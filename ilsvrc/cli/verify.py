@@ -1,4 +1,5 @@
-"""`./verify.sh FORMAT OUT_DIR [--source DIR] [-j N]`: check finished shards.
+"""`./verify.sh FORMAT OUT_DIR [--source DIR] [-j N]`: check finished shards;
+`./verify.sh --checksums DIR_OR_FILE...`: check downloaded release files.
 
 Re-reads every shard of a conversion and checks, without trusting anything the
 writer left behind: the shard names and count (every `-of-NNNNN` file there, no
@@ -15,6 +16,10 @@ and TFDS's dataset_info.json must list their record counts.
 
 Exit status 0 when everything checks out, 1 on any problem (each named with its
 shard and record), 2 for bad arguments.
+
+`--checksums` is a separate check, run only when asked: it says which published
+release file each given file is (by size, then MD5 and SHA-256;
+ilsvrc/verify/checksums.py), or that it is none of them.
 """
 
 import argparse
@@ -25,6 +30,7 @@ from ilsvrc import pool, tasks
 from ilsvrc.formats import registry, official, slim
 from ilsvrc.sources import cached
 from ilsvrc.write import lock
+from ilsvrc.verify import checksums
 from ilsvrc.verify.inventory import check_reader_files, check_shards, inventory
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
@@ -33,12 +39,23 @@ PROG = "verify.sh"
 MAX_LISTED = 20
 
 
+CHECKSUMS_HELP = (
+    "instead of checking shards: say which published ILSVRC2012 release file each "
+    "file is (ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar, "
+    "ILSVRC2012_devkit_t12.tar.gz), by size and then MD5 and SHA-256 in one read, or "
+    "that it is not a published file; a directory stands for its ILSVRC2012_* files, "
+    "and the parts of a split tar (NAME.001, ...) are checked as one file. A file of "
+    "no published size is not read. Exit 0 only if every file checked is a "
+    "published one")
+
+
 def parse(argv):
     p = argparse.ArgumentParser(
         prog=PROG, description="Re-read every shard of a finished conversion and check "
         "names, record framing and CRCs, feature keys and kinds, labels and counts; "
         "with --source also that every source image is there exactly once with its "
-        "label.")
+        "label.", usage="%(prog)s FORMAT OUT_DIR [--source DIR] [options]\n"
+        "       %(prog)s --checksums DIR_OR_FILE [DIR_OR_FILE ...]")
     p.add_argument("format", choices=sorted(registry.FORMATS), metavar="FORMAT",
                    help="official (OUT_DIR/train, OUT_DIR/validation) or slim (flat)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="the conversion's output directory")
@@ -50,6 +67,7 @@ def parse(argv):
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="slim with --source: the --num_threads the shards "
                    "were written with (default 8; 64 for darchr-built datasets)")
+    p.add_argument("--checksums", action="store_true", help=CHECKSUMS_HELP + ".")
     options.add_run_options(p, check=False)
     options.add_task_options(p, index_only=False)
     a = p.parse_args(argv)
@@ -70,8 +88,25 @@ def describe(count, prefix):
         count, "{:,}".format(full) if full else "?")
 
 
+def run_checksums(argv, out, log, table=checksums.PUBLISHED):
+    """`verify.sh --checksums DIR_OR_FILE...`: one line per file on `out`, the
+    summary last; UserError unless every file checked is a published one."""
+    p = argparse.ArgumentParser(prog=PROG, description=CHECKSUMS_HELP, usage="%(prog)s "
+                                "--checksums DIR_OR_FILE [DIR_OR_FILE ...]")
+    p.add_argument("--checksums", action="store_true", required=True)
+    p.add_argument("paths", nargs="+", metavar="DIR_OR_FILE")
+    a = p.parse_args(argv)
+    ok, line = checksums.summary(checksums.check(a.paths, table, out, log))
+    if not ok:
+        raise UserError(line)
+    out.write(line + "\n")
+    return 0
+
+
 def run(argv, out=None, log=None):
     out, log = out or sys.stdout, log or sys.stderr
+    if "--checksums" in argv:
+        return run_checksums(argv, out, log)
     a = parse(argv)
     fmt = registry.FORMATS[a.format]
     if not os.path.isdir(a.out_dir):

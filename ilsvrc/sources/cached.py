@@ -13,7 +13,7 @@ import time
 
 from ilsvrc import storage
 from ilsvrc.errors import UserError
-from ilsvrc.sources import discover, hfcopy, indexfile, spool
+from ilsvrc.sources import discover, hfcopy, indexfile, parts, spool
 from ilsvrc.sources.remote import object_stats
 from ilsvrc.storage.cache import index_dir
 
@@ -36,25 +36,48 @@ def index_path(given, out_dir, cache_dir=None):
 # --------------------------------------------------------------------------- local
 
 def local_stats(keys):
-    """{path: [size, st_mtime_ns] or None} for local paths."""
+    """{path: [size, st_mtime_ns] or None} for local paths.  A tar that is there
+    as parts (parts.py) stands as [their total size, their number]: parts added or
+    removed change it (each part is a key of its own, see stat_keys)."""
     out = {}
     for key in keys:
         try:
             st = os.stat(key)
         except OSError:
-            out[key] = None
+            out[key] = _split_stat(key)
             continue
         out[key] = [st.st_size, st.st_mtime_ns]
     return out
 
 
+def _split_stat(path):
+    """[total size, number of parts] of the parts of the absent file `path`, or
+    None when it has none (or they are no clean sequence any more, or vanish)."""
+    try:
+        found = parts.find(path)
+        stamps = parts.stamps(found)
+    except (UserError, OSError):
+        return None
+    if not found:
+        return None
+    return [sum(s[2] for s in stamps), len(found)]
+
+
+def _container_keys(path):
+    """A container's path, and for a tar there as parts each part as well."""
+    if os.path.lexists(path):
+        return [path]
+    return [path] + parts.find(path)
+
+
 def stat_keys(listings):
-    """The local paths a listing depends on: its container files, its tree root
-    and (grouped trees) every group directory, whose mtime changes when files are
-    added or removed."""
+    """The local paths a listing depends on: its container files (a split tar: its
+    own path and each part), its tree root and (grouped trees) every group
+    directory, whose mtime changes when files are added or removed."""
     keys = []
     for lst in listings:
-        keys.extend(str(c) for c in lst.containers)
+        for c in lst.containers:
+            keys.extend(_container_keys(str(c)))
         if lst.root is not None:
             keys.append(lst.root)
             if not lst.files_flat:

@@ -5,6 +5,8 @@ A container is a small picklable description (its kind and path) that travels wi
 the planned images to the workers; `Reader` opens it where the bytes are read.
 Archives are opened once per process and kept open (checked against the file on
 disk once per batch), so a worker opens the 155 GB Kaggle zip once, not per image.
+A release tar published in parts (ilsvrc/sources/parts.py) is still one `Slices`
+container named by the tar's own path: its handle reads the parts in place.
 """
 
 import os
@@ -13,6 +15,7 @@ import zlib
 
 from ilsvrc import contract
 from ilsvrc.errors import UserError
+from ilsvrc.sources import parts
 
 
 def _short_read(path, offset, got, size):
@@ -61,6 +64,12 @@ class Container:
             self._identity = (os.path.basename(self.path), os.path.getsize(self.path))
         return self._identity
 
+    def stamp(self):
+        """What the file on disk is now (device, inode, size, mtime): a held handle
+        is reopened when this changes."""
+        st = os.stat(self.path)
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
     def open(self):
         return os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
 
@@ -83,13 +92,57 @@ class File(Container):
 
 class Slices(Container):
     """An uncompressed archive (a release tar) whose members are read at their
-    offsets."""
+    offsets.  When the tar is published in parts (`path` absent, `path`.001, ...
+    there), the handle is a parts.Joined over them and a member may span two parts."""
+
+    def _split(self):
+        """The parts of this tar, or [] when it is one file (or missing)."""
+        return [] if os.path.lexists(self.path) else parts.find(self.path)
+
+    def identity(self):
+        if self._identity is None:
+            found = self._split()
+            size = sum(os.path.getsize(p) for p in found) if found else \
+                os.path.getsize(self.path)
+            self._identity = (os.path.basename(self.path), size)
+        return self._identity
+
+    def stamp(self):
+        found = self._split()
+        return parts.stamps(found) if found else super().stamp()
+
+    def open(self):
+        found = self._split()
+        return parts.Joined(self.path, found) if found else super().open()
+
+    def close(self, handle):
+        if isinstance(handle, parts.Joined):
+            handle.close()
+        else:
+            os.close(handle)
 
     def read(self, handle, offset, size):
+        if isinstance(handle, parts.Joined):
+            data = handle.pread(size, offset)
+            if len(data) != size:
+                raise _short_part(handle, offset, len(data), size)
+            return data
         data = os.pread(handle, size, offset)
         if len(data) != size:
             raise _short_read(self.path, offset, len(data), size)
         return data
+
+
+def _short_part(joined, offset, got, size):
+    """A member of a split tar cut short: the part where its bytes stop."""
+    k, inner = joined.part_of(min(offset + got, joined.size))
+    if k == len(joined.parts) - 1:
+        return joined.incomplete("it ends at its byte %d, inside a member that should "
+                                 "run to byte %d of the tar" % (inner, offset + size))
+    return UserError("%s: the part ends at byte %d, %d bytes short of its size when "
+                     "the tar was indexed (a member runs to byte %d of %s). %s"
+                     % (joined.parts[k], inner, joined.sizes[k] - inner, offset + size,
+                        joined.path, parts.FIX))
 
 
 _LOCAL = b"PK\x03\x04"
@@ -183,8 +236,7 @@ _KEEP_OPEN = 8
 
 
 def _shared_handle(container):
-    st = os.stat(container.path)
-    seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    seen = container.stamp()
     held = _OPEN.get(container)
     if held is not None and held[0] == seen:
         return held[1]
@@ -230,9 +282,12 @@ class Reader:
                 not hasattr(os, "posix_fadvise"):
             return
         try:
-            os.posix_fadvise(self._handle(container), offset, size,
-                             os.POSIX_FADV_WILLNEED)
-        except OSError:
+            handle = self._handle(container)
+            if isinstance(handle, parts.Joined):
+                handle.advise(offset, size)
+            else:
+                os.posix_fadvise(handle, offset, size, os.POSIX_FADV_WILLNEED)
+        except (OSError, UserError):
             pass          # the read itself will report a real problem
 
     def read(self, container, offset, size):

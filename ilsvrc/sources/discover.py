@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from ilsvrc import storage
 from ilsvrc.errors import UserError
-from ilsvrc.sources import hfcopy, kagglezip, remote, tarindex, tree
+from ilsvrc.sources import hfcopy, kagglezip, parts, remote, tarindex, tree
 
 SOURCES = ("auto", "tar", "tree", "kaggle", "zip") + hfcopy.KINDS
 
@@ -94,7 +94,9 @@ def _find_local(raw_dir, kind):
         raise UserError("%s is not a directory" % raw_dir)
     tars = (os.path.join(raw_dir, tarindex.TRAIN_TAR), os.path.join(raw_dir, tarindex.VAL_TAR))
     tree = (os.path.join(raw_dir, "train"), os.path.join(raw_dir, "validation"))
-    have_tars = [os.path.isfile(p) for p in tars]
+    # a tar may be one file or its parts (NAME.001, ...; parts.py), read in place
+    have_tars = [parts.present(p) if kind in ("auto", "tar") else os.path.isfile(p)
+                 for p in tars]
     have_tree = [os.path.isdir(p) for p in tree]
     if kind == "tar" or (kind == "auto" and any(have_tars)):
         missing = [p for p, ok in zip(tars, have_tars) if not ok]

@@ -8,7 +8,8 @@ validation images are `*.JPEG` members at the top of the validation tar.  Anythi
 else is refused rather than ignored (ilsvrc.contract: nothing drops silently): other
 members, members in sub-folders, sparse members, non-synset inner tars, links,
 absolute names and names with `..`, duplicates and members that run past the end of
-the file.
+the file.  A tar published in parts (ilsvrc/sources/parts.py) is read through them in
+place; its truncation and damage are reported at the part and the byte within it.
 """
 
 import fnmatch
@@ -21,7 +22,7 @@ from ilsvrc import contract, fsutil, storage
 from ilsvrc.sources.containers import Positioned, Slices
 from ilsvrc.errors import UserError
 from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
-from ilsvrc.sources import remote
+from ilsvrc.sources import parts, remote
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
 VAL_TAR = "ILSVRC2012_img_val.tar"
@@ -48,6 +49,51 @@ class _Window(Positioned):
     @property
     def _extent(self):
         return self._len
+
+    def joined(self):
+        """The split tar under this window, else None."""
+        return self._f if isinstance(self._f, parts.Joined) else None
+
+    def reaches_end(self):
+        return self._start + self._len >= _size(self._f)
+
+
+def _truncated(fileobj, where, what):
+    """The archive read through `fileobj` ends too soon: for a split tar whose window
+    runs to its end, that is its last part."""
+    joined = getattr(fileobj, "joined", lambda: None)()
+    if joined is not None and fileobj.reaches_end():
+        return joined.incomplete("truncated: %s" % what)
+    return UserError("%s: truncated: %s. Get a complete copy." % (where, what))
+
+
+def _at(fileobj, pos):
+    """' at DIR/NAME.007 byte N' for position `pos` of a window over a split tar."""
+    joined = getattr(fileobj, "joined", lambda: None)()
+    return "" if joined is None else " at %s" % joined.where(fileobj._start + pos)
+
+
+def _unreadable(fileobj, where, err):
+    """tarfile refused the archive; for a split tar, say at which part and byte."""
+    joined = getattr(fileobj, "joined", lambda: None)()
+    if joined is None:
+        return UserError("%s: not a readable tar file (%s). Get a complete copy."
+                         % (where, err))
+    pos = fileobj._start + fileobj.tell()
+    if pos <= 512:
+        return UserError("%s: not a readable tar file (%s). %s"
+                         % (where, err, joined.first_hint()))
+    return UserError("%s: not a readable tar file (%s) at %s. %s"
+                     % (where, err, joined.where(pos), parts.FIX))
+
+
+def _no_end_marker(fileobj, where, end, total_size):
+    """No end-of-archive marker where the members stop: truncated, or (a split tar,
+    bytes left) a damaged header, named at its part and byte."""
+    if end + 1024 > total_size or not _at(fileobj, end):
+        return _truncated(fileobj, where, "the archive has no end-of-archive marker")
+    return UserError("%s: no tar header or end-of-archive marker%s (damaged part?). %s"
+                     % (where, _at(fileobj, end), parts.FIX))
 
 
 def _clean_name(name, where):
@@ -103,8 +149,8 @@ def scan_tar(fileobj, where, total_size, want):
                                 "holds plain files only)." % (where, name))
             _check_member(info, name, where, want)
             if info.offset_data + info.size > total_size:
-                raise UserError("%s: truncated: member '%s' runs past the end of the "
-                                "file. Get a complete copy." % (where, name))
+                raise _truncated(fileobj, where, "member '%s' runs past the end of the "
+                                 "file" % name)
             if name in seen:
                 raise UserError("%s: member '%s' appears twice; the archive is not a "
                                 "clean release copy." % (where, name))
@@ -112,12 +158,10 @@ def scan_tar(fileobj, where, total_size, want):
             yield name, info.offset_data, info.size
         end = tar.offset
     except tarfile.TarError as err:
-        raise UserError("%s: not a readable tar file (%s). Get a complete copy."
-                        % (where, err))
+        raise _unreadable(fileobj, where, err)
     fileobj.seek(end)
     if fileobj.read(1024) != bytes(1024):
-        raise UserError("%s: truncated: the archive has no end-of-archive marker. Get "
-                        "a complete copy." % where)
+        raise _no_end_marker(fileobj, where, end, total_size)
 
 
 def _pread(f, n, offset):
@@ -137,6 +181,9 @@ def _container(path):
 def _open_tar_file(path, block=None):
     if storage.is_remote(path):
         return remote.RemoteFile(path, block=TAR_READ_BLOCK if block is None else block)
+    found = [] if os.path.lexists(path) else parts.find(path)
+    if found:
+        return parts.Joined(path, found)
     try:
         f = open(path, "rb")
     except OSError as err:
