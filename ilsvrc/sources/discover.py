@@ -77,8 +77,10 @@ def _has_release_layout(raw_dir):
         store = storage.store_for(raw_dir)
         return any(store.stat(storage.join(raw_dir, n)) is not None
                    for n in (tarindex.TRAIN_TAR, tarindex.VAL_TAR))
-    names = (tarindex.TRAIN_TAR, tarindex.VAL_TAR, "train", "validation",
-             kagglezip.ZIP_NAME, kagglezip.CLS_LOC[0])
+    if any(parts.present(os.path.join(raw_dir, n))       # whole or split
+           for n in (tarindex.TRAIN_TAR, tarindex.VAL_TAR)):
+        return True
+    names = ("train", "validation", kagglezip.ZIP_NAME, kagglezip.CLS_LOC[0])
     return any(os.path.exists(os.path.join(raw_dir, n)) for n in names)
 
 
