@@ -28,7 +28,7 @@ import sys
 
 from ilsvrc import pool, tasks
 from ilsvrc.formats import registry, official, slim
-from ilsvrc.sources import cached
+from ilsvrc.sources import cached, spool
 from ilsvrc.write import lock
 from ilsvrc.verify import checksums
 from ilsvrc.verify.inventory import check_reader_files, check_shards, inventory
@@ -62,6 +62,10 @@ def parse(argv):
     p.add_argument("--source", metavar="DIR", help="the directory the conversion read "
                    "(the tars, or the extracted train/ and validation/): rebuild the "
                    "plan and compare every record with it")
+    p.add_argument("--no-image-bytes", action="store_true", help="with --source: "
+                   "compare names and labels with the plan but not each record's image "
+                   "bytes with the source (faster: the source is not read; the last line "
+                   "says so)")
     p.add_argument("--labels", metavar="FILE", help="with --source: the validation label "
                    "file used (default: DIR/synset_labels.txt, else the shipped one)")
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
@@ -72,8 +76,9 @@ def parse(argv):
     options.add_task_options(p, index_only=False)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
-    if a.labels and not a.source:
-        raise UsageError("--labels only makes sense with --source")
+    if (a.labels or a.no_image_bytes) and not a.source:
+        raise UsageError("%s only makes sense with --source"
+                         % ("--labels" if a.labels else "--no-image-bytes"))
     return a
 
 
@@ -86,6 +91,14 @@ def describe(count, prefix):
     full = registry.FULL_COUNTS.get(prefix)
     return "full ILSVRC2012" if count == full else "partial: %d of %s" % (
         count, "{:,}".format(full) if full else "?")
+
+
+def _refill(splits, log):
+    """A Hugging Face copy's spooled images, read again from the copy when a
+    complete run removed them: the records are compared with them."""
+    return spool.refill({id(i.container): i.container for s in splits
+                         for k in range(s.num_shards) for i in s.shard_items(k)}.values(),
+                        log)
 
 
 def run_checksums(argv, out, log, table=checksums.PUBLISHED):
@@ -129,8 +142,11 @@ def run(argv, out=None, log=None):
                 "%d %s images" % (s.count, s.prefix) for s in splits)))
         if task is not None:
             shards = _task_share(fmt, shards, splits, task, log)
+        source_bytes = bool(splits) and not a.no_image_bytes
+        refilled = _refill(splits, log) if source_bytes else []
         counts, bad = check_shards(fmt, shards, splits, runner, log,
-                                   a.allow_custom_classes)
+                                   a.allow_custom_classes, source_bytes)
+        spool.drain_parts([c.part for c in refilled], log)
         extras = check_reader_files(fmt, a.out_dir, shards, counts, runner) \
             if task is None else []
     problems += bad
@@ -155,10 +171,12 @@ def run(argv, out=None, log=None):
         problems += extra_problems
     if splits and not problems:
         out.write("  source: every one of the %s images of %s is there exactly once, "
-                  "with its label\n" % ("{:,}".format(sum(s.count for s in splits)),
-                                        a.source))
+                  "with its label%s\n" % ("{:,}".format(sum(s.count for s in splits)),
+                                          a.source, "" if a.no_image_bytes else
+                                          ", each record equal to what the source gives"))
     _finish(warnings, problems, a.out_dir, out, log)
-    out.write("OK: all %d shards check out\n" % len(shards))
+    out.write("OK: all %d shards check out%s\n" % (len(shards), " (image bytes not "
+              "compared with the source: --no-image-bytes)" if a.no_image_bytes else ""))
     return 0
 
 

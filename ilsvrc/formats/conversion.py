@@ -66,6 +66,10 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
         _say_verified(splits, stats, counts, dest, task, log)
         if dali_index:
             _verify_index(splits, stats, index, runner, log)
+    elif stats["recheck"]:       # changed inputs: checked even with --no-verify
+        reread.verify_shards(_kept_jobs(fmt, stats, dest, label_range, True), runner,
+                             checks.Tally())
+    _record_inputs(splits, stats)
     if task is None:       # every shard is there: a spooled copy's images can go
         spool.drain(listings, log)
     return splits, stats
@@ -84,6 +88,25 @@ def _refill(listings, log):
     return refill
 
 
+def _kept_jobs(fmt, stats, dest, label_range, only_recheck=False):
+    """VerifyJobs of the shards kept from an earlier run: against the plan, and
+    those written from other inputs than the source has now (stats["recheck"])
+    record by record against what the source gives now."""
+    recheck = {(split.prefix, k) for split, k in stats["recheck"]}
+    kept = stats["recheck"] if only_recheck else stats["kept"]
+    plain = [(s, k) for s, k in kept if (s.prefix, k) not in recheck]
+    changed = [(s, k) for s, k in kept if (s.prefix, k) in recheck]
+    yield from reread.plan_jobs(plain, fmt.schema, label_range, dest.in_bucket)
+    yield from reread.plan_jobs(changed, fmt.schema, label_range, dest.in_bucket, True)
+
+
+def _record_inputs(splits, stats):
+    """Every kept shard written from other inputs checked out: their shards now
+    match the inputs as they are."""
+    for split in {s.prefix: s for s, _ in stats["recheck"]}.values():
+        destination.at(split.out_dir).record(split, stats["inputs"][split.prefix])
+
+
 def _verify(fmt, splits, stats, dest, runner, label_range, task, custom):
     """Re-read the shards kept from an earlier run; check the counts (of a whole
     run) and the label contract over everything read back; {prefix: records}."""
@@ -91,8 +114,7 @@ def _verify(fmt, splits, stats, dest, runner, label_range, task, custom):
     for prefix, n in stats["checked"].items():
         tally.add(prefix, n, {})
     checks.merge_labels(tally.pairs, stats["pairs"])
-    reread.verify_shards(reread.plan_jobs(stats["kept"], fmt.schema, label_range,
-                                          dest.in_bucket), runner, tally)
+    reread.verify_shards(_kept_jobs(fmt, stats, dest, label_range), runner, tally)
     counts = tally.counts
     if task is None:
         for split in splits:

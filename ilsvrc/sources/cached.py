@@ -36,7 +36,9 @@ def index_path(given, out_dir, cache_dir=None):
 # --------------------------------------------------------------------------- local
 
 def local_stats(keys):
-    """{path: [size, st_mtime_ns] or None} for local paths.  A tar that is there
+    """{path: [size, st_mtime_ns, st_ctime_ns] or None} for local paths (ctime:
+    what a same-size edit with the mtime put back, `touch -r`, cannot keep the
+    same).  A tar that is there
     as parts (parts.py) stands as [their total size, their number]: parts added or
     removed change it (each part is a key of its own, see stat_keys)."""
     out = {}
@@ -46,7 +48,7 @@ def local_stats(keys):
         except OSError:
             out[key] = _split_stat(key)
             continue
-        out[key] = [st.st_size, st.st_mtime_ns]
+        out[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     return out
 
 

@@ -64,6 +64,13 @@ class Container:
             self._identity = (os.path.basename(self.path), os.path.getsize(self.path))
         return self._identity
 
+    def state(self):
+        """What the bytes read from here are now, as far as the file system can
+        tell: what a same-size edit, a `touch -r` or a replaced file cannot keep the
+        same (size, mtime, ctime, inode).  A change since shards were written from
+        it has them checked again (write.resume)."""
+        return file_state(self.path)
+
     def stamp(self):
         """What the file on disk is now (device, inode, size, mtime): a held handle
         is reopened when this changes."""
@@ -75,6 +82,15 @@ class Container:
 
     def close(self, handle):
         os.close(handle)
+
+
+def file_state(path):
+    """Container.state of one local file ([] when it is gone)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return []
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 class File(Container):
@@ -110,6 +126,10 @@ class Slices(Container):
     def stamp(self):
         found = self._split()
         return parts.stamps(found) if found else super().stamp()
+
+    def state(self):
+        found = self._split()
+        return [file_state(p) for p in found] if found else super().state()
 
     def open(self):
         found = self._split()

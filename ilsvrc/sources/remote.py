@@ -58,6 +58,12 @@ class ObjectSlices(containers.Container):
     def read(self, handle, offset, size):
         return read(self.path, offset, size)
 
+    def state(self):
+        """Size, generation and the CRC32C the bucket reports: what a re-upload
+        cannot keep the same."""
+        info = store_for(self.path).stat(self.path)
+        return [] if info is None else [info.size, info.generation, info.crc32c]
+
 
 class RemoteFile(containers.Positioned):
     """A read-only seekable file over an object (tarfile walks it).  block=0 reads
@@ -150,10 +156,10 @@ def find_tars(raw_dir, names):
 
 
 def object_stats(keys):
-    """{gs:// path: [size, generation] or None when gone}: what an index records of
-    a bucket source (the callable form of ilsvrc/sources/index.py's expected stats)."""
+    """{gs:// path: [size, generation, CRC32C] or None when gone}: what an index
+    records of a bucket source (the callable form of indexfile's expected stats)."""
     out = {}
     for p in keys:
         info = store_for(p).stat(p)
-        out[p] = None if info is None else [info.size, info.generation]
+        out[p] = None if info is None else [info.size, info.generation, info.crc32c]
     return out

@@ -29,7 +29,7 @@ from ilsvrc.sources.listing import Listing
 from ilsvrc.storage.cache import index_dir
 
 NAME = "ilsvrc-spool"
-VERSION = 1
+VERSION = 2
 
 
 def place(index_file, root, cache_dir=None):
@@ -222,6 +222,12 @@ class SpoolFile(Slices):
     def identity(self):
         return os.path.basename(self.path), self.size
 
+    def state(self):
+        """The identity of the file of the copy these images came from (what the
+        spool's list recorded when it was read)."""
+        part = getattr(self, "part", None)
+        return list(part["source"]) if part else super().state()
+
 
 def _refuse_duplicates(lst, units, parts):
     order = sorted(range(len(lst)), key=lst.names.__getitem__)
@@ -263,20 +269,24 @@ def drain(listings, log=None):
     """After a complete run: remove the spooled images of `listings` (those read
     from a spool), keeping their lists, so that the spool no longer takes the
     copy's size and a rerun still plans without reading the copy again."""
+    drain_parts([part for lst in listings for part in lst.spool_parts], log)
+
+
+def drain_parts(parts, log=None):
+    """drain() for these parts (dicts of a spool's lists)."""
     freed = 0
-    for lst in listings:
-        for part in lst.spool_parts:
-            if part.get("drained"):
-                continue
-            record = {k: v for k, v in part.items() if not k.startswith("_")}
-            record["drained"] = True
-            fsutil.atomic_write(part["_idx"], json.dumps(record, separators=(",", ":")))
-            part["drained"] = True
-            try:
-                freed += os.path.getsize(part["_img"])
-                os.remove(part["_img"])
-            except FileNotFoundError:
-                pass
+    for part in parts:
+        if part.get("drained"):
+            continue
+        record = {k: v for k, v in part.items() if not k.startswith("_")}
+        record["drained"] = True
+        fsutil.atomic_write(part["_idx"], json.dumps(record, separators=(",", ":")))
+        part["drained"] = True
+        try:
+            freed += os.path.getsize(part["_img"])
+            os.remove(part["_img"])
+        except FileNotFoundError:
+            pass
     if freed and log is not None:
         log.write("spool: removed the unpacked images (%s; the lists stay, for reruns "
                   "and ./verify.sh --source)\n" % _amount(freed))
@@ -289,11 +299,12 @@ def _amount(n):
 def refill(containers, log=None):
     """Unpack again the files of the copy whose spooled images `containers` (some
     SpoolFiles among them) were removed by drain; the same bytes land at the same
-    offsets, so plans made from the lists stay valid."""
+    offsets, so plans made from the lists stay valid.  Returns the SpoolFiles
+    refilled."""
     log = log or sys.stderr
     drained = [c for c in containers if isinstance(c, SpoolFile) and c.drained]
     if not drained:
-        return
+        return []
     units = []
     for c in drained:
         split, path = c.part["unit"]
@@ -308,3 +319,4 @@ def refill(containers, log=None):
                             % unit.path)
         c.part.pop("drained", None)
         c.drained = False
+    return drained

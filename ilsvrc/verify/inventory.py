@@ -86,15 +86,18 @@ def _stranger(directory, name, entries, prefixes, problems, warnings):
                         "removes it)" % os.path.join(directory, name))
 
 
-def check_shards(fmt, shards, splits, runner, log, custom=False):
+def check_shards(fmt, shards, splits, runner, log, custom=False, source_bytes=False):
     """Re-read every shard [(prefix, k, path)] (against its plan where `splits` has
-    its split) and check the contract over all of them (one synset one label,
+    its split; with source_bytes, every record against the record the source's
+    bytes give now) and check the contract over all of them (one synset one label,
     ILSVRC2012 labels); return ({prefix: records}, problems)."""
     plans = {s.prefix: s for s in splits or ()}
     label_range = checks.label_range(custom)
     jobs = (reread.VerifyJob(prefix, path, fmt.schema, label_range,
                              reread.expected(plans[prefix], k) if prefix in plans
-                             else None)
+                             else None, False,
+                             plans[prefix].shard_items(k)
+                             if source_bytes and prefix in plans else None)
             for prefix, k, path in shards)
     tally = checks.Tally(prefix for _, prefix, _ in fmt.layout)
     progress = Progress(len(shards), "verifying", stream=log, unit="shards")

@@ -16,8 +16,8 @@ from typing import NamedTuple, Optional
 
 from ilsvrc import storage
 from ilsvrc.errors import UserError
-from ilsvrc.records import checks, features, tfrecord
-from ilsvrc.sources import remote
+from ilsvrc.records import checks, features, planned, tfrecord
+from ilsvrc.sources import containers, reading, remote
 
 
 class VerifyJob(NamedTuple):
@@ -28,6 +28,9 @@ class VerifyJob(NamedTuple):
     label_range: tuple                # checks.label_range
     expected: Optional[list] = None   # [(image/filename, label)] planned, or None
     in_bucket: bool = False           # a gs:// object, not a local file
+    items: Optional[list] = None      # the planned images: each record is compared,
+                                      # byte for byte, with the record the source's
+                                      # bytes give now (records.planned)
 
 
 class ShardResult(NamedTuple):
@@ -54,10 +57,41 @@ def expected(split, k):
             for item in split.shard_items(k)]
 
 
-def plan_jobs(shards, schema, label_range, in_bucket=False):
-    """VerifyJobs of the planned shards [(split, k)], each against its plan."""
+def plan_jobs(shards, schema, label_range, in_bucket=False, source_bytes=False):
+    """VerifyJobs of the planned shards [(split, k)], each against its plan (with
+    source_bytes, every record against the record the source gives now)."""
     return (VerifyJob(split.prefix, split.path(k), schema, label_range,
-                      expected(split, k), in_bucket) for split, k in shards)
+                      expected(split, k), in_bucket,
+                      split.shard_items(k) if source_bytes else None)
+            for split, k in shards)
+
+
+class _Source:
+    """The planned images of a shard read from the source, compared with what the
+    shard holds (VerifyJob.items)."""
+
+    def __init__(self, items):
+        self.items, self.reader = items, containers.Reader()
+        self.data = reading.read_items(items, self.reader)
+
+    def differences(self, payload, n):
+        if n >= len(self.items):
+            return []                      # _against_plan reports the extra record
+        item = self.items[n]
+        feats, want = planned.record(item, next(self.data))
+        if bytes(payload) == want:
+            return []
+        got = features.decode(payload)
+        if got.get("image/encoded") != feats["image/encoded"]:
+            return ["its image bytes differ from %s (the source changed since the shard "
+                    "was written, or the shard was altered). Delete the shard and rerun "
+                    "the conversion" % item.where]
+        return ["its features differ from the record %s gives. Delete the shard and "
+                "rerun the conversion" % item.where]
+
+    def close(self):
+        self.data.close()
+        self.reader.close()
 
 
 def _against_plan(feats, want, n):
@@ -79,6 +113,7 @@ def read_shard(job):
     pairs = {}
     payloads = bucket_records(job.path) if job.in_bucket else \
         checks.local_records(job.path)
+    source = _Source(job.items) if job.items is not None else None
     try:
         for payload in payloads:
             where = "%s record %d" % (job.path, n)
@@ -88,6 +123,8 @@ def read_shard(job):
                 raise UserError("%s: not an Example (%s)" % (where, err))
             problems = checks.check_record(feats, job.schema, job.label_range)
             problems += _against_plan(feats, job.expected, n)
+            if not problems and source is not None:
+                problems = source.differences(payload, n)
             if problems:
                 raise UserError("%s: %s" % (where, "; ".join(problems)))
             checks.note_label(pairs, feats)
@@ -98,6 +135,9 @@ def read_shard(job):
                         "the conversion to rewrite it." % (job.path, n, err))
     except FileNotFoundError:
         raise UserError("%s is missing. Rerun the conversion to write it." % job.path)
+    finally:
+        if source is not None:
+            source.close()
     if job.expected is not None and n != len(job.expected):
         raise UserError("%s holds %d records, planned %d. Delete it and rerun the "
                         "conversion." % (job.path, n, len(job.expected)))

@@ -65,17 +65,18 @@ class LocalShard(NamedTuple):
 
 
 class BucketShard(NamedTuple):
-    """A gs:// shard's target: its object path and the plan fingerprint recorded
-    with the object."""
+    """A gs:// shard's target: its object path, and the plan fingerprint and the
+    inputs' digest recorded with the object."""
     path: str
     plan: str
+    inputs: str = ""
 
     @property
     def scratch(self):
         return self.path
 
     def open(self):
-        return upload.ShardWriter(self.path, self.plan)
+        return upload.ShardWriter(self.path, self.plan, inputs=self.inputs)
 
     def readback(self, writer):
         return writer.buffer()
@@ -104,7 +105,21 @@ class LocalDir:
         """Ready `split`'s directory for plan `digest`; the k's already finished."""
         return resume.prepare_dir(split, digest, alone)
 
-    def target(self, path, digest, index_path=None):
+    def stale(self, split, done, inputs):
+        """(the finished k's that were written from other inputs than `inputs` (a
+        resume.Inputs), what changed); with none finished, `inputs` is recorded as
+        what this run's shards come from."""
+        if not done:
+            resume.record_inputs(split, inputs)
+            return set(), None
+        changed = resume.what_changed(split, inputs)
+        return (set(done), changed) if changed else (set(), None)
+
+    def record(self, split, inputs):
+        """The finished shards were checked against `inputs`: remember them."""
+        resume.record_inputs(split, inputs)
+
+    def target(self, path, digest, index_path=None, inputs=None):
         return LocalShard(path, partial_path(path),
                           partial_path(index_path) if index_path else None)
 
@@ -119,11 +134,24 @@ class Bucket:
     takes_lock = False
     where = "the bucket"
 
-    def prepare(self, split, digest, alone=True):
-        return upload.remote_done(split, digest)
+    def __init__(self):
+        self._found = {}
 
-    def target(self, path, digest, index_path=None):
-        return BucketShard(path, digest)
+    def prepare(self, split, digest, alone=True):
+        self._found[split.prefix] = upload.remote_shards(split, digest)
+        return set(self._found[split.prefix])
+
+    def stale(self, split, done, inputs):
+        """The finished shards whose objects record other inputs than `inputs`."""
+        found = self._found.get(split.prefix, {})
+        old = {k for k in done if upload.inputs_of(found[k]) != inputs.digest}
+        return old, ("an input changed (size, generation or CRC32C)" if old else None)
+
+    def record(self, split, inputs):
+        """Each object records its own inputs: nothing to add."""
+
+    def target(self, path, digest, index_path=None, inputs=None):
+        return BucketShard(path, digest, inputs.digest if inputs else "")
 
     def finish(self, finisher, path, index_path=None):
         """Nothing left to do: the worker uploaded the shard complete."""

@@ -37,7 +37,9 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
     if check not in image.CHECKS:
         raise UserError("unknown image check '%s' (use one of: %s)"
                         % (check, ", ".join(image.CHECKS)))
-    digests = {s.prefix: resume.fingerprint(s, check) for s in splits}
+    surveyed = {s.prefix: resume.survey(s, check) for s in splits}
+    digests = {prefix: v[0] for prefix, v in surveyed.items()}
+    inputs = {prefix: v[1] for prefix, v in surveyed.items()}
     mine = tasks.owned_shards(splits, task, sys.stderr)
     note = "task %d of %d" % (task.index, task.count) if task else "an ordinary run"
     dests = {s.prefix: destination.at(s.out_dir) for s in splits}
@@ -51,12 +53,29 @@ def write_splits(splits, runner, check="header", label="writing", task=None,
         claim.ready()
         todo = [(split, k) for split, k in mine if k not in done[split.prefix]]
         kept = [(split, k) for split, k in mine if k in done[split.prefix]]
-        if todo and before_write is not None:
-            before_write(todo)
+        recheck = _stale(splits, kept, done, dests, inputs, label)
+        if (todo or recheck) and before_write is not None:
+            before_write(todo + recheck)
         stats = _write(splits, todo, kept, runner, check, label, verify, index,
-                       dests, digests)
+                       dests, (digests, inputs))
     stats["owned"] = [(s.prefix, k) for s, k in mine]
+    stats["recheck"], stats["inputs"] = recheck, inputs
     return stats
+
+
+def _stale(splits, kept, done, dests, inputs, label):
+    """The kept shards [(split, k)] written from other inputs than the source has
+    now: they are checked against it byte for byte before they are kept
+    (formats.conversion), never kept silently."""
+    old = {}
+    for s in splits:
+        ks, changed = dests[s.prefix].stale(s, done[s.prefix], inputs[s.prefix])
+        if ks:
+            old[s.prefix] = ks
+            sys.stderr.write("%s: %s since the finished %s shards in %s were written: "
+                             "each is checked against the source, record by record\n"
+                             % (label, changed, s.prefix, s.out_dir))
+    return [(s, k) for s, k in kept if k in old.get(s.prefix, ())]
 
 
 def _prepare(split, dest, digest, claim, index, runner, label):
@@ -71,22 +90,24 @@ def _prepare(split, dest, digest, claim, index, runner, label):
     return done
 
 
-def _jobs(todo, check, verify, index, dests, digests):
+def _jobs(todo, check, verify, index, dests, surveyed):
     """The WriteJobs of `todo` [(split, k)] (lazily), and {shard path: its DALI index
-    path or None}."""
+    path or None}; surveyed: ({prefix: plan digest}, {prefix: resume.Inputs})."""
+    digests, inputs = surveyed
     with_index = index is not None and index.enabled
     index_of = {split.path(k): index.path(split, k) if with_index else None
                 for split, k in todo}
     jobs = (worker.WriteJob(split.path(k), split.shard_items(k), check,
                             dests[split.prefix].target(split.path(k),
                                                        digests[split.prefix],
-                                                       index_of[split.path(k)]),
+                                                       index_of[split.path(k)],
+                                                       inputs[split.prefix]),
                             verify)
             for split, k in todo)
     return jobs, index_of
 
 
-def _write(splits, todo, kept, runner, check, label, verify, index, dests, digests):
+def _write(splits, todo, kept, runner, check, label, verify, index, dests, surveyed):
     """Shards go out biggest first (most images, then plan order): output does not
     depend on the order, and the last shards to finish are then the small ones."""
     order = {id(split): i for i, split in enumerate(splits)}
@@ -97,7 +118,7 @@ def _write(splits, todo, kept, runner, check, label, verify, index, dests, diges
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, len(kept), len(todo)))
     progress = Progress(total, label)
-    jobs, index_of = _jobs(todo, check, verify, index, dests, digests)
+    jobs, index_of = _jobs(todo, check, verify, index, dests, surveyed)
     prefix_of = {split.path(k): split.prefix for split, k in todo}
     tally = checks.Tally(split.prefix for split in splits)
     written = 0

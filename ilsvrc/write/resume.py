@@ -9,8 +9,10 @@ input directory, or rewording a message, keeps the finished shards.
 """
 
 import hashlib
+import json
 import os
 import re
+from typing import NamedTuple, Optional
 
 from ilsvrc.write import lock
 from ilsvrc.errors import UserError
@@ -21,12 +23,88 @@ STATE_VERSION = "ilsvrc-write-2"
 
 def fingerprint(split, settings):
     """A digest of everything that decides the bytes of `split`'s shards."""
+    return survey(split, settings)[0]
+
+
+class Inputs(NamedTuple):
+    """What the inputs of a split are now: a digest of every container's state
+    (containers.Container.state), and {path: state} when there are few (the
+    release tars, a zip, a copy's files: named when one changes)."""
+    digest: str
+    files: Optional[dict]
+
+
+MAX_NAMED = 64
+
+
+def survey(split, settings):
+    """(fingerprint, Inputs) of `split` in one pass over its planned images."""
     h = hashlib.sha256(repr((STATE_VERSION, settings, split.prefix, split.ranges)).encode())
+    states = {}
     for j in range(split.count):
         item = split.item(j)
-        h.update(repr((item.container.identity(), item.offset, item.size, item.relpath,
+        c = item.container
+        h.update(repr((c.identity(), item.offset, item.size, item.relpath,
                        sorted(item.features.items()))).encode())
-    return h.hexdigest()
+        key = (type(c).__name__, c.path)
+        if key not in states:
+            states[key] = c.state()
+    files = sorted((path, state) for (_, path), state in states.items())
+    digest = hashlib.sha256(repr(files).encode()).hexdigest()
+    return h.hexdigest(), Inputs(digest, dict(files) if len(files) <= MAX_NAMED else None)
+
+
+INPUTS_LINE = "inputs "
+KEEP_INPUTS = 8
+
+
+def _state_lines(split):
+    try:
+        with open(_state_path(split)) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def known_inputs(split):
+    """The Inputs recorded in `split`'s resume state: those its finished shards
+    were written from (or checked against)."""
+    known = []
+    for line in _state_lines(split)[1:]:
+        if line.startswith(INPUTS_LINE):
+            try:
+                rec = json.loads(line[len(INPUTS_LINE):])
+                known.append(Inputs(rec["digest"], rec.get("files")))
+            except (ValueError, KeyError, TypeError):
+                continue          # an unreadable record: as if unknown (re-checked)
+    return known
+
+
+def record_inputs(split, inputs):
+    """Add `inputs` to `split`'s resume state (its first line, the plan, stays)."""
+    lines = _state_lines(split)
+    if not lines or any(i.digest == inputs.digest for i in known_inputs(split)):
+        return
+    rest = [ln for ln in lines[1:] if ln.startswith(INPUTS_LINE)][-(KEEP_INPUTS - 1):]
+    rec = INPUTS_LINE + json.dumps({"digest": inputs.digest, "files": inputs.files},
+                                   sort_keys=True)
+    atomic_write(_state_path(split), "\n".join([lines[0]] + rest + [rec]) + "\n")
+
+
+def what_changed(split, inputs):
+    """None when `inputs` are among those recorded for `split`; else a phrase naming
+    what changed."""
+    known = known_inputs(split)
+    if any(i.digest == inputs.digest for i in known):
+        return None
+    if not known:
+        return "no record of the inputs they were written from"
+    last = known[-1]
+    if last.files and inputs.files:
+        for path in sorted(set(last.files) | set(inputs.files)):
+            if last.files.get(path) != inputs.files.get(path):
+                return "%s changed (size, mtime or ctime)" % path
+    return "an input changed (size, mtime or ctime)"
 
 
 def _state_path(split):
@@ -49,7 +127,7 @@ def prepare_dir(split, digest, alone=True):
         state = _state_path(split)
         try:
             with open(state) as f:
-                recorded = f.read().strip()
+                recorded = f.readline().strip()   # later lines: known_inputs
         except FileNotFoundError:
             recorded = None
         if recorded == digest:

@@ -14,6 +14,7 @@ from ilsvrc.storage import Exists, check_bucket, join, store_for
 # default layouts) spill to a temporary file that is deleted once uploaded.
 SPOOL_BYTES = 512 << 20
 META_PLAN, META_SIZE, META_CRC = "ilsvrc-plan", "ilsvrc-size", "ilsvrc-crc32c"
+META_INPUTS = "ilsvrc-inputs"     # digest of the inputs' state (write.resume.survey)
 
 
 class ShardWriter:
@@ -23,8 +24,8 @@ class ShardWriter:
     uploaded by close() with create-if-absent.  Nothing reaches the destination
     before the shard is complete; a kill leaves no object."""
 
-    def __init__(self, path, plan, spool_dir=None):
-        self.path, self.plan = path, plan
+    def __init__(self, path, plan, spool_dir=None, inputs=""):
+        self.path, self.plan, self.inputs = path, plan, inputs
         self._buf = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=spool_dir)
         self.size, self.crc = 0, 0
         self.existed = False
@@ -51,6 +52,8 @@ class ShardWriter:
         accepted; any other is left alone and reported."""
         meta = {META_PLAN: self.plan, META_SIZE: str(self.size),
                 META_CRC: crc32c.b64(self.crc)}
+        if self.inputs:
+            meta[META_INPUTS] = self.inputs
         store = store_for(self.path)
         try:
             store.create(self.path, self._buf, self.size, self.crc, meta)
@@ -86,15 +89,26 @@ def not_ours(path):
 def remote_done(split, plan):
     """Shards of `split` already in the bucket (k's), from one listing.  Any object
     with a shard's name that is not that shard of this plan stops the run."""
+    return set(remote_shards(split, plan))
+
+
+def remote_shards(split, plan):
+    """{k: storage Info} of the shards of `split` already in the bucket (see
+    remote_done)."""
     prefix = join(split.out_dir, split.prefix + "-")
     check_bucket(prefix, "writing to")
     have = {info.path: info for info in store_for(prefix).list(prefix)}
-    done = set()
+    done = {}
     for k in range(split.num_shards):
         info = have.get(split.path(k))
         if info is None:
             continue
         if not finished_by(info, plan):
             raise not_ours(info.path)
-        done.add(k)
+        done[k] = info
     return done
+
+
+def inputs_of(info):
+    """The inputs' digest an object records ('' when none: written before it was)."""
+    return (info.metadata or {}).get(META_INPUTS, "")

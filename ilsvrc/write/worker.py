@@ -11,16 +11,10 @@ from typing import NamedTuple, Optional
 
 from ilsvrc import crc32c
 from ilsvrc.errors import UserError
-from ilsvrc.records import features, image
-from ilsvrc.sources import containers, remote
+from ilsvrc.records import planned
+from ilsvrc.sources import containers, reading
 from ilsvrc.write import shardcheck
 
-# Images read ahead: while a worker prepares one batch of a shard's images, the reads
-# of the next batch are already queued at the disk (containers.Reader.prefetch).  The
-# shuffled training order makes these reads random over the whole tar; out of the page
-# cache (26 GB release, 2 workers) 64 took 191 s end to end where 16 took 207-217 s
-# (docs/performance.md).  64 images are ~7 MB of page cache per worker.
-READ_AHEAD = 64
 
 
 class WriteJob(NamedTuple):
@@ -110,34 +104,11 @@ def _write_records(job, writer, checker, reader):
     """Read, prepare and write every image of the shard (each record handed to the
     checker); returns (bytes read, [payload size of each record])."""
     nread, sizes = 0, []
-    for item, data in zip(job.items, _reads(job.items, reader)):
+    for item, data in zip(job.items, reading.read_items(job.items, reader)):
         nread += len(data)
-        encoded, height, width = image.prepare(data, item.relpath, job.check, item.where)
-        feats = features.common_features(encoded, height, width,
-                                         item.relpath.rsplit("/", 1)[-1])
-        feats.update(item.features)
-        payload = features.encode(feats)
+        feats, payload = planned.record(item, data, job.check)
         sizes.append(len(payload))
         writer.write(payload)
         if checker is not None:
             checker.add(feats, writer.flush)
     return nread, sizes
-
-
-def _reads(items, reader):
-    """Image bytes of `items` in order.  Reads from a bucket are kept in flight on
-    threads (remote.read_ahead); local reads are queued at the disk READ_AHEAD
-    images ahead (containers.Reader.prefetch)."""
-    def one(item):
-        try:
-            return reader.read(item.container, item.offset, item.size)
-        except OSError as err:
-            raise UserError("cannot read %s: %s" % (item.where, err.strerror or err))
-    if any(isinstance(item.container, remote.ObjectSlices) for item in items):
-        yield from remote.read_ahead(items, one)
-        return
-    for i, item in enumerate(items):
-        if i % READ_AHEAD == 0:       # the next images' reads go to the disk now
-            for ahead in items[i + (READ_AHEAD if i else 0):i + 2 * READ_AHEAD]:
-                reader.prefetch(ahead.container, ahead.offset, ahead.size)
-        yield one(item)
