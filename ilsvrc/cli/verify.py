@@ -60,8 +60,9 @@ def parse(argv):
                    help="official (OUT_DIR/train, OUT_DIR/validation) or slim (flat)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="the conversion's output directory")
     p.add_argument("--source", metavar="DIR", help="the directory the conversion read "
-                   "(the tars, or the extracted train/ and validation/): rebuild the "
-                   "plan and compare every record with it")
+                   "(any copy: the tars, the extracted train/ and validation/, the "
+                   "Kaggle or Hugging Face copy): rebuild the plan and compare every "
+                   "record with it, byte for byte with what the source gives")
     p.add_argument("--no-image-bytes", action="store_true", help="with --source: "
                    "compare names and labels with the plan but not each record's image "
                    "bytes with the source (faster: the source is not read; the last line "
