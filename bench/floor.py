@@ -25,6 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("bench/floor.py", needs=())
 
 from ilsvrc import fsutil, plan, pool  # noqa: E402
 from ilsvrc.formats import official  # noqa: E402

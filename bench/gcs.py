@@ -33,6 +33,8 @@ REPO = os.path.dirname(BENCH)
 OUT = os.path.join(BENCH, "out", "gcs")
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests"))
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("bench/gcs.py")
 
 from bench import sample  # noqa: E402
 

@@ -44,6 +44,8 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("bench/outofcache.py")
 
 from bench.run import PY, _when, run_tree, shard_sizes  # noqa: E402
 

@@ -38,6 +38,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 OUT = os.path.join(BENCH, "out")
 sys.path.insert(0, REPO)
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("bench/run.py")
 
 from bench import sample as bsample  # noqa: E402
 from ilsvrc import pool  # noqa: E402

@@ -35,6 +35,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("bench/tasks.py")
 
 from bench import sample as bench_sample  # noqa: E402
 

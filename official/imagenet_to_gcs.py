@@ -17,6 +17,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("imagenet_to_gcs.py")
 
 from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
 

@@ -311,3 +311,12 @@ def test_a_parquet_copy_in_a_bucket(hf, gcs_emulator, tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     assert "parquet copy in gs://%s/imagenet-1k" % name in r.stderr
     assert _shards(out) == hf[2]
+
+
+def test_imagenet_to_gcs_reads_the_parquet_copy(hf, tmp_path):
+    out = str(tmp_path / "out")
+    r = run_cmd([".venv/bin/python", "official/imagenet_to_gcs.py",
+                 "--raw_data_dir=" + hf[1]["parquet"], "--local_scratch_dir=" + out,
+                 "--nogcs_upload"])
+    assert r.returncode == 0, r.stderr
+    assert _shards(out) == hf[2]

@@ -94,6 +94,16 @@ def describe(count, prefix):
         count, "{:,}".format(full) if full else "?")
 
 
+def _plan_source(a, fmt, runner, log):
+    """--source: the splits the conversion planned from it."""
+    splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels, a.num_threads,
+                                a.allow_custom_classes, cached.index_path(a.index,
+                                                                          a.out_dir))
+    log.write("plan from %s: %s\n" % (a.source, ", ".join(
+        "%d %s images" % (s.count, s.prefix) for s in splits)))
+    return splits
+
+
 def _refill(splits, log):
     """A Hugging Face copy's spooled images, read again from the copy when a
     complete run removed them: the records are compared with them."""
@@ -134,13 +144,7 @@ def run(argv, out=None, log=None):
         if live:
             warnings.append(live + "; verify once every run and task has finished")
     with pool.Pool(a.workers) as runner:
-        splits = None
-        if a.source:
-            splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels,
-                                        a.num_threads, a.allow_custom_classes,
-                                        cached.index_path(a.index, a.out_dir))
-            log.write("plan from %s: %s\n" % (a.source, ", ".join(
-                "%d %s images" % (s.count, s.prefix) for s in splits)))
+        splits = _plan_source(a, fmt, runner, log) if a.source else None
         if task is not None:
             shards = _task_share(fmt, shards, splits, task, log)
         source_bytes = bool(splits) and not a.no_image_bytes

@@ -16,6 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("preprocess_imagenet_validation_data.py")
 
 from ilsvrc.formats import extract  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402

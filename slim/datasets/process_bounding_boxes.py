@@ -17,6 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
+from ilsvrc.venv import use_checkout_venv  # noqa: E402
+use_checkout_venv("process_bounding_boxes.py")
 
 from ilsvrc import contract  # noqa: E402
 from ilsvrc.formats import bbox  # noqa: E402
