@@ -145,10 +145,11 @@ class Row(NamedTuple):
 def canonical(row, split, classes):
     """(release name, synset) of a training or validation row, or None for a test
     image; UserError naming the row when its name, suffix and label disagree."""
-    if TEST_NAME.fullmatch(row.name) and row.label in (None, -1):
+    base = row.name.rsplit("/", 1)[-1]      # a parquet path may carry a folder
+    if TEST_NAME.fullmatch(base) and row.label in (None, -1):
         return None
     rule = TRAIN_NAME if split == "train" else VAL_NAME
-    m = rule.fullmatch(row.name)
+    m = rule.fullmatch(base)
     if not m:
         example = ("n01440764_10026_n01440764.JPEG" if split == "train"
                    else "ILSVRC2012_val_00000001_n01751748.JPEG")
