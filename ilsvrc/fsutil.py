@@ -117,3 +117,30 @@ def escapes(name):
     an absolute or Windows-style path, or a '..' component."""
     return (name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":")
             or ".." in name.split("/"))
+
+
+class Positioned:
+    """A read-only, seekable file object over `_extent` bytes read with
+    `pread(n, offset)`, at position `_pos`: what tarfile, gzip and pyarrow need of
+    a tar window, a split tar or an object in a bucket."""
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            n = self._extent - self._pos
+        data = self.pread(n, self._pos)
+        self._pos += len(data)
+        return data
+
+    def seek(self, pos, whence=0):
+        base = {0: 0, 1: self._pos, 2: self._extent}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def seekable(self):
+        return True
+
+    def readable(self):
+        return True

@@ -314,22 +314,3 @@ class Reader:
         if not container.shared:
             return container.read(None, offset, size)
         return container.read(self._handle(container), offset, size)
-
-
-class Positioned:
-    """seek/tell of a read-only file object over `_extent` bytes, at position `_pos`
-    (tar windows and bucket objects read through tarfile and gzip)."""
-
-    def seek(self, pos, whence=0):
-        base = {0: 0, 1: self._pos, 2: self._extent}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def tell(self):
-        return self._pos
-
-    def seekable(self):
-        return True
-
-    def readable(self):
-        return True

@@ -57,9 +57,12 @@ def _find_hf(raw_dir, kind):
     """The Source of a Hugging Face copy in raw_dir: always when `kind` names one
     (refused when absent), with "auto" when nothing of the release's own layouts is
     there."""
-    if kind not in hfcopy.KINDS:
-        if kind != "auto" or _has_release_layout(raw_dir):
-            return None
+    if kind not in hfcopy.KINDS and kind != "auto":
+        return None
+    if storage.is_remote(raw_dir):
+        storage.check_bucket(raw_dir, "reading")
+    if kind == "auto" and _has_release_layout(raw_dir):
+        return None
     found = hfcopy.find(raw_dir, kind)
     if found is None:
         if kind == "auto":

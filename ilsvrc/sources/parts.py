@@ -16,6 +16,7 @@ import stat
 import threading
 
 from ilsvrc.errors import UserError
+from ilsvrc.fsutil import Positioned
 
 _NUMBERED = re.compile(r"\.(\d{2,})$")
 MAX_OPEN = 8          # parts of one split tar held open at once (least recently used go)
@@ -106,7 +107,7 @@ def stamps(paths):
     return tuple(out)
 
 
-class Joined:
+class Joined(Positioned):
     """The parts of a split tar as one read-only file: read/seek/tell,
     pread(n, offset), size, as tarindex reads a tar (and remote.RemoteFile).  Parts
     are opened when first read and at most MAX_OPEN stay open; safe to share
@@ -200,26 +201,9 @@ class Joined:
             os.posix_fadvise(self._fd(k), inner, length, os.POSIX_FADV_WILLNEED)
             offset += length
 
-    def read(self, n=-1):
-        if n is None or n < 0:
-            n = self.size - self._pos
-        data = self.pread(n, self._pos)
-        self._pos += len(data)
-        return data
-
-    def seek(self, pos, whence=0):
-        base = {0: 0, 1: self._pos, 2: self.size}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def tell(self):
-        return self._pos
-
-    def seekable(self):
-        return True
-
-    def readable(self):
-        return True
+    @property
+    def _extent(self):
+        return self.size
 
     def close(self):
         with self._lock:

@@ -8,6 +8,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc.errors import UserError
+from ilsvrc.fsutil import Positioned
 from ilsvrc.sources import containers
 from ilsvrc.storage import check_bucket, is_remote, join, read, store_for
 from ilsvrc.storage.gcs import READS_IN_FLIGHT
@@ -65,7 +66,7 @@ class ObjectSlices(containers.Container):
         return [] if info is None else [info.size, info.generation, info.crc32c]
 
 
-class RemoteFile(containers.Positioned):
+class RemoteFile(Positioned):
     """A read-only seekable file over an object (tarfile walks it).  block=0 reads
     exactly what is asked (one ranged read per tar header); block=N reads ahead N
     bytes at a time (a streaming pass)."""
@@ -97,13 +98,6 @@ class RemoteFile(containers.Positioned):
         if self.block:
             self._cache_at, self._cache = offset, data
         return data[:n]
-
-    def read(self, n=-1):
-        if n is None or n < 0:
-            n = self.size - self._pos
-        data = self.pread(n, self._pos)
-        self._pos += len(data)
-        return data
 
     @property
     def _extent(self):

@@ -19,7 +19,8 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import contract, fsutil, storage
-from ilsvrc.sources.containers import Positioned, Slices
+from ilsvrc.fsutil import Positioned
+from ilsvrc.sources.containers import Slices
 from ilsvrc.errors import UserError
 from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
 from ilsvrc.sources import parts, remote
