@@ -21,6 +21,10 @@ from ilsvrc.testing import hfsample, sample
 pytest.importorskip("pyarrow")
 
 
+PARQUET_FILES = {"train": 12, "validation": 9, "test": 1}
+VAL1 = "validation-00001-of-00009.parquet"
+
+
 def _shards(out):
     """{relative path: bytes} of every shard under out (train/ and validation/)."""
     got = {}
@@ -54,7 +58,8 @@ def hf(tmp_path_factory):
     copies = {}
     for layout in ("parquet", "hf-tar"):
         copies[layout] = str(root / layout)
-        hfsample.write(rel, copies[layout], layout)
+        # more files than a process keeps open: each shard reads from all of them
+        hfsample.write(rel, copies[layout], layout, files=PARQUET_FILES)
     os.remove(os.path.join(rel, "synset_labels.txt"))
     _convert(rel, str(root / "ref"))
     return rel, copies, _shards(str(root / "ref"))
@@ -77,7 +82,7 @@ def test_parquet_copy_gives_the_release_records_through_build_sh(hf, tmp_path):
     # the spooled images are gone after the complete run, their lists stay
     spool = os.path.join(out, "ilsvrc-spool")
     assert not [n for d, _, ns in os.walk(spool) for n in ns if n.endswith(".img")]
-    assert len([n for d, _, ns in os.walk(spool) for n in ns if n.endswith(".idx")]) == 5
+    assert len([n for d, _, ns in os.walk(spool) for n in ns if n.endswith(".idx")]) == 21
     v = run_cmd(["./verify.sh", "official", out, "--source", hf[1]["parquet"]])
     assert v.returncode == 0, v.stderr
     assert "every one of the 42 images" in v.stdout + v.stderr
@@ -94,10 +99,10 @@ def test_rerun_reads_nothing_again_and_a_changed_file_is_read_again(hf, tmp_path
     copy = _copy(hf, "parquet", tmp_path)
     out = str(tmp_path / "out")
     first = _convert(copy, out)
-    assert "unpacking 5 files" in first
+    assert "unpacking 21 files" in first
     again = _convert(copy, out)
     assert "unpacking" not in again
-    changed = os.path.join(copy, "data", "validation-00001-of-00002.parquet")
+    changed = os.path.join(copy, "data", VAL1)
     st = os.stat(changed)
     with open(changed, "r+b") as f:     # same bytes, same size, same mtime: ctime moves
         head = f.read(4)
@@ -129,7 +134,7 @@ def _refusal(copy, tmp_path, *needles, **kw):
     return text
 
 
-TRAIN0 = os.path.join("data", "train-00000-of-00003.parquet")
+TRAIN0 = os.path.join("data", "train-00000-of-00012.parquet")
 
 
 @pytest.mark.parametrize("edit,needles", [
@@ -153,11 +158,11 @@ def test_an_image_in_two_files_is_refused_naming_both(hf, tmp_path):
     copy = _copy(hf, "parquet", tmp_path)
     import pyarrow.parquet as pq
     first = pq.read_table(os.path.join(copy, TRAIN0)).to_pylist()[0]
-    other = os.path.join(copy, "data", "train-00001-of-00003.parquet")
+    other = os.path.join(copy, "data", "train-00001-of-00012.parquet")
     _rewrite_parquet(other, lambda rows: rows + [(first["image"]["path"], first["label"],
                                                   first["image"]["bytes"])])
-    _refusal(copy, tmp_path, "train-00000-of-00003.parquet row 0",
-             "train-00001-of-00003.parquet row", "holds an image twice")
+    _refusal(copy, tmp_path, "train-00000-of-00012.parquet row 0",
+             "train-00001-of-00012.parquet row", "holds an image twice")
 
 
 def test_validation_synsets_checked_against_the_label_file(hf, tmp_path):
@@ -172,13 +177,13 @@ def test_validation_synsets_checked_against_the_label_file(hf, tmp_path):
 
 
 @pytest.mark.parametrize("damage,needles", [
-    ("missing", ("missing", "validation-00001-of-00002.parquet", "incomplete")),
-    ("truncated", ("validation-00001-of-00002.parquet", "not a readable parquet file")),
-    ("schema", ("validation-00001-of-00002.parquet", "not the Hugging Face copy's")),
+    ("missing", ("missing", VAL1, "incomplete")),
+    ("truncated", (VAL1, "not a readable parquet file")),
+    ("schema", (VAL1, "not the Hugging Face copy's")),
 ])
 def test_damaged_or_missing_files_are_refused(hf, tmp_path, damage, needles):
     copy = _copy(hf, "parquet", tmp_path)
-    path = os.path.join(copy, "data", "validation-00001-of-00002.parquet")
+    path = os.path.join(copy, "data", VAL1)
     if damage == "missing":
         os.remove(path)
     elif damage == "truncated":
@@ -202,8 +207,8 @@ def test_truncated_tar_gz_is_refused(hf, tmp_path):
 def test_special_image_in_another_format_is_noted_and_converted(hf, tmp_path):
     copy = _copy(hf, "parquet", tmp_path)
     jpeg = sample.make_image(__import__("random").Random(3), "rgb", 40, 32)
-    for k in range(3):
-        path = os.path.join(copy, "data", "train-%05d-of-00003.parquet" % k)
+    for k in range(12):
+        path = os.path.join(copy, "data", "train-%05d-of-00012.parquet" % k)
         _rewrite_parquet(path, lambda rows: [
             (n, lab, jpeg if n.startswith(sample.PNG_SAMPLE[:-5] + "_") else d)
             for n, lab, d in rows])

@@ -107,7 +107,8 @@ def write_index(source, runner, path, cache_dir=None, log=None):
     directory created); the listings."""
     log = log or sys.stderr
     if source.kind in hfcopy.KINDS:     # its "index" is the spool, made by reading it
-        return spool.listings(source, spool.place(path, source.root, cache_dir), log)
+        return spool.listings(source, spool.place(path, source.root, cache_dir), log,
+                              runner=runner)
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
@@ -143,7 +144,7 @@ def listings(source, runner, index_file=None, cache_dir=None, log=None, fill=Tru
     log = log or sys.stderr
     if source.kind in hfcopy.KINDS:
         return spool.listings(source, spool.place(index_file, source.root, cache_dir),
-                              log, fill)
+                              log, fill, runner)
     if source.remote:
         if index_file and os.path.exists(index_file):
             log.write("index: %s is for a local source; a gs:// source keeps its own "

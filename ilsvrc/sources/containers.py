@@ -252,13 +252,28 @@ class ZipMembers(Container):
 
 
 _OPEN = {}   # container -> (what the file on disk was, handle): this process's archives
-_KEEP_OPEN = 8
+
+
+def _keep_open():
+    """How many archives a process keeps open: every file of a spooled copy (a few
+    hundred) if the descriptor limit allows, else fewer (least recently used
+    closed first)."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError, OSError):
+        return 8
+    return max(8, min(512, soft // 4)) if soft > 0 else 512
+
+
+_KEEP_OPEN = _keep_open()
 
 
 def _shared_handle(container):
     seen = container.stamp()
     held = _OPEN.get(container)
     if held is not None and held[0] == seen:
+        _OPEN[container] = _OPEN.pop(container)        # most recently used last
         return held[1]
     if held is not None:
         container.close(held[1])
@@ -290,8 +305,13 @@ class Reader:
 
     def _handle(self, container):
         handle = self._handles.get(container)
-        if handle is None:
-            handle = self._handles[container] = _shared_handle(container)
+        if handle is not None:
+            held = _OPEN.get(container)
+            if held is not None and held[1] == handle:
+                return handle
+            # closed since (more archives than _KEEP_OPEN were read): its number
+            # may belong to another file now
+        handle = self._handles[container] = _shared_handle(container)
         return handle
 
     def prefetch(self, container, offset, size):

@@ -224,7 +224,7 @@ def _parquet_rows(unit):
                         "./setup.sh --hf")
     with _open(unit, seekable=True) as f:
         try:
-            pf = pq.ParquetFile(f)
+            pf = pq.ParquetFile(f, pre_buffer=False)   # else it keeps what it read
         except (pa.ArrowException, OSError) as err:
             raise UserError("%s: not a readable parquet file (%s). %s."
                             % (unit.path, _one_line(err), REFETCH))
@@ -243,6 +243,8 @@ def _parquet_rows(unit):
         except (pa.ArrowException, OSError) as err:
             raise UserError("%s: damaged at row %d (%s). %s."
                             % (unit.path, row, _one_line(err), REFETCH))
+        finally:
+            pa.default_memory_pool().release_unused()   # memory bounded file to file
 
 
 def _one_line(err):

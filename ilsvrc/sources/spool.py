@@ -71,12 +71,12 @@ def _load(spool, unit):
     return part if ok else None
 
 
-def listings(source, spool, log=None, fill=True):
+def listings(source, spool, log=None, fill=True, runner=None):
     """(train, validation) listings of the copy in source.root, reading into the
-    spool whatever file of it is not there yet (fill False: refuse instead)."""
+    spool whatever file of it is not there yet (on `runner`'s workers, a file each;
+    fill False: refuse instead)."""
     log = log or sys.stderr
     kind, units = hfcopy.find(source.root, source.kind)
-    classes = sorted(contract.official_synsets())
     parts, todo = {}, []
     for unit in units:
         if unit.split != "test":
@@ -89,7 +89,7 @@ def listings(source, spool, log=None, fill=True):
                         "unpacks the copy into %s), then the tasks."
                         % (source.root, len(todo), spool))
     if todo:
-        _unpack_all(todo, parts, spool, classes, log)
+        _unpack_all(todo, parts, spool, log, runner)
     for unit, part in parts.items():
         part["_img"], part["_idx"] = _paths(spool, unit)
     if any(part.get("drained") for part in parts.values()):
@@ -104,50 +104,55 @@ def listings(source, spool, log=None, fill=True):
     return train, val
 
 
-def _unpack_all(todo, parts, spool, classes, log):
+def _unpack_all(todo, parts, spool, log, runner=None):
+    """Unpack the files `todo` (on the workers of `runner` when given: files are
+    independent), their parts into `parts`."""
     total = sum(u.size for u in todo)
     log.write("unpacking %d files (%s) of the copy into %s: each is read once\n"
               % (len(todo), _amount(total), spool))
     progress = Progress(max(1, total >> 20), "unpacking", stream=log, unit="MB")
     t0 = time.monotonic()
-    for unit in todo:
-        parts[unit] = _unpack(unit, spool, classes, progress, log)
+    jobs = [(unit, spool) for unit in todo]
+    results = runner.run(unpack_file, jobs) if runner is not None else \
+        ((job, unpack_file(job)) for job in jobs)
+    for (unit, _), part in results:
+        parts[unit] = part
+        for note in part["notes"]:
+            log.write("note: %s\n" % note)
+        progress.update(unit.size >> 20, unit.size)
     progress.update(0, 0, force=True)
     log.write("unpacked %d files in %.1f s\n" % (len(todo), time.monotonic() - t0))
 
 
-def _unpack(unit, spool, classes, progress, log):
-    """Read one file of the copy front to back into its spool files; its part."""
+def unpack_file(job):
+    """Worker: read one file of the copy (job: (Unit, spool directory)) front to
+    back into its spool files; its part."""
+    unit, spool = job
     img, idx = _paths(spool, unit)
     os.makedirs(os.path.dirname(img), exist_ok=True)
     before = identity(unit.path)
+    classes = sorted(contract.official_synsets())
     part = {"version": VERSION, "source": before, "unit": list(unit[:2]),
             "names": [], "synsets": [],
             "offsets": [], "sizes": [], "rows": [], "notes": []}
-    seen, offset, shown = set(), 0, 0
+    seen, offset = set(), 0
     try:
         with open(img, "wb") as out:
             for row_no, row in enumerate(hfcopy.rows(unit)):
                 got = hfcopy.canonical(row, unit.split, classes)
                 if got is not None:
                     offset = _keep(part, seen, got, row, row_no, offset, out)
-                step = min(unit.size, offset) >> 20
-                progress.update(step - shown, 0)
-                shown = step
             out.flush()
             os.fsync(out.fileno())
     except OSError as err:
         raise UserError("cannot write %s: %s. Free space (the spool needs about the "
                         "copy's size) and rerun the same command." % (img, err.strerror))
-    progress.update((unit.size >> 20) - shown, unit.size)
     if not part["names"]:
         raise UserError("%s holds no %s images. %s." % (unit.path, unit.split,
                                                         hfcopy.REFETCH))
     if identity(unit.path) != before:
         raise UserError("%s changed while it was read: rerun when nothing writes to it"
                         % unit.path)
-    for note in part["notes"]:
-        log.write("note: %s\n" % note)
     part["img_size"] = offset
     fsutil.atomic_write(idx, json.dumps(part, separators=(",", ":")))
     return part
@@ -311,7 +316,7 @@ def refill(containers, log=None):
         units.append(hfcopy.Unit(split, path, identity(path)[0]))
     spool = os.path.dirname(os.path.dirname(drained[0].path))
     parts = {}
-    _unpack_all(units, parts, spool, sorted(contract.official_synsets()), log)
+    _unpack_all(units, parts, spool, log)
     for c, unit in zip(drained, units):
         new = parts[unit]
         if new["img_size"] != c.size or new["names"] != c.part["names"]:
