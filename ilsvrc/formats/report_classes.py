@@ -94,7 +94,7 @@ def table(per_class, labels, custom):
         row = {"synset": synset, "label": (labels or {}).get(synset),
                "text": texts.get(synset, "")}
         row.update({p: per_class[p].get(synset, 0) for p in per_class})
-        row["outside"] = [p for p in per_class if p in PER_CLASS and not
+        row["outside"] = [p for p in PER_CLASS if p in per_class and not
                           PER_CLASS[p][0] <= row[p] <= PER_CLASS[p][1]]
         rows.append(row)
     missing = [] if custom else sorted(set(contract.official_synsets()) - set(present))

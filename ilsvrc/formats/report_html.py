@@ -104,7 +104,8 @@ def _cards(data):
     cards.append(_classes_line(data["classes"]))
     cards.append(("%.1f s" % t["total_seconds"], "elapsed, all stages"))
     if not t["images"]:
-        cards.append(("none", "images %s (all kept)" % t["busy_stage"]))
+        cards.append(("none", "images written now (every shard kept)"
+                      if t["busy_stage"] == "write" else "records re-read"))
     elif t["images_per_second"] is not None:
         cards.append(("%s img/s" % num(t["images_per_second"]),
                       "%s MB/s in the %s stage" % (num(t["mb_per_second"]),
