@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, python, run_cmd
 from ilsvrc import pool
 from ilsvrc.errors import UserError
-from ilsvrc.formats import bbox
+from ilsvrc.formats import bbox, report
 from ilsvrc.sources import containers, discover, parts, tarindex
 from slim_helpers import convert as slim_convert, shard_paths
 
@@ -96,11 +96,12 @@ def split_copy(split_dir, tmp_path):
 
 def all_files(top):
     """{relative path: bytes} of every file under top (the hidden plan files
-    included; not the run's lock files, which name the process)."""
+    included; not the run's lock files, which name the process, nor its report,
+    which says when it ran and how long it took)."""
     out = {}
     for d, _, files in os.walk(top):
         for name in files:
-            if name.endswith(".lock"):
+            if name.endswith(".lock") or name in report.REPORT_FILES:
                 continue
             path = os.path.join(d, name)
             with open(path, "rb") as f:

@@ -13,7 +13,7 @@ import sys
 from ilsvrc import pool, storage
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
-from ilsvrc.formats import conversion, official
+from ilsvrc.formats import conversion, official, report
 from ilsvrc.sources import cached, discover
 
 PROG = "build.sh"
@@ -89,6 +89,7 @@ def _convert(a, out, runner, task, index_file):
 def run(argv):
     a = parse(argv)
     out = a.output or storage.join(a.dir, "tf_records")
+    report.begin(PROG, argv, a, out)
     index_file = cached.index_path(a.index, out)
     if a.index_only:
         with pool.Pool(a.workers) as runner:
@@ -107,6 +108,7 @@ def run(argv):
         sys.stderr.write("done: %s/train-* and %s/validation-*\n" % (out, out))
     else:
         sys.stderr.write("done: %s/train and %s/validation\n" % (out, out))
+    report.say(sys.stderr)
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 from ilsvrc import contract, pool, shipped, storage
 from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
-from ilsvrc.formats import bbox, conversion, extract, slim
+from ilsvrc.formats import bbox, conversion, extract, report, slim
 from ilsvrc.sources import cached, discover, kagglezip, tarindex
 from ilsvrc.storage import cache
 
@@ -141,6 +141,7 @@ def _convert(a, source, top, raw, csv, task, index_file):
 def convert_main(argv):
     a = _parse_convert(argv)
     top, raw, remote = _places(a)
+    report.begin(CONVERT, argv, a, top)
     source = discover.find_source(top, "auto")
     index_file = cached.index_path(a.index, top)
     if a.index_only:
@@ -163,6 +164,7 @@ def convert_main(argv):
         return 0
     sys.stderr.write("done: %s/validation-*-of-%05d and %s/train-*-of-%05d\n"
                      % (top, slim.VAL_SHARDS, top, slim.TRAIN_SHARDS))
+    report.say(sys.stderr)
     return 0
 
 

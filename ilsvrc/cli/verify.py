@@ -27,7 +27,7 @@ import os
 import sys
 
 from ilsvrc import pool, tasks
-from ilsvrc.formats import registry, official, slim
+from ilsvrc.formats import registry, official, report, slim
 from ilsvrc.sources import cached, spool
 from ilsvrc.write import lock
 from ilsvrc.verify import checksums
@@ -137,6 +137,7 @@ def run(argv, out=None, log=None):
         raise UserError("%s is not a directory (the conversion's output directory)"
                         % a.out_dir)
     task = options.resolve_task(a.task_index, a.task_count, PROG, log)
+    report.begin(PROG, argv, a, a.out_dir)
     shards, problems, warnings = inventory(fmt, a.out_dir)
     for d in sorted({os.path.join(a.out_dir, sub) if sub else a.out_dir
                      for sub, _, _ in fmt.layout}):
@@ -145,6 +146,7 @@ def run(argv, out=None, log=None):
             warnings.append(live + "; verify once every run and task has finished")
     with pool.Pool(a.workers) as runner:
         splits = _plan_source(a, fmt, runner, log) if a.source else None
+        report.mark("plan")
         if task is not None:
             shards = _task_share(fmt, shards, splits, task, log)
         source_bytes = bool(splits) and not a.no_image_bytes
@@ -171,6 +173,12 @@ def run(argv, out=None, log=None):
         out.write("  %-10s %4d/%d shards  %s records  (%s)\n"
                   % (prefix, present[prefix], num, "{:,}".format(counts[prefix]),
                      describe(counts[prefix], prefix)))
+    return _conclude(fmt, a, shards, splits, counts, extras, problems, warnings, out, log)
+
+
+def _conclude(fmt, a, shards, splits, counts, extras, problems, warnings, out, log):
+    """The reader files' lines and the source's, the report, then the warnings and
+    problems (raising if there are any), else OK; last, the line naming the report."""
     for line, extra_problems in extras:
         out.write("  %s\n" % line)
         problems += extra_problems
@@ -179,9 +187,12 @@ def run(argv, out=None, log=None):
                   "with its label%s\n" % ("{:,}".format(sum(s.count for s in splits)),
                                           a.source, "" if a.no_image_bytes else
                                           ", each record equal to what the source gives"))
+    report.after_verify(fmt, a.out_dir, shards, counts, problems, warnings, splits,
+                        extras, log)
     _finish(warnings, problems, a.out_dir, out, log)
     out.write("OK: all %d shards check out%s\n" % (len(shards), " (image bytes not "
               "compared with the source: --no-image-bytes)" if a.no_image_bytes else ""))
+    report.say(log, out)
     return 0
 
 
@@ -195,6 +206,7 @@ def _finish(warnings, problems, out_dir, out, log):
             log.write("%s: problem: %s\n" % (PROG, p))
         if len(problems) > MAX_LISTED:
             log.write("%s: ... and %d more problems\n" % (PROG, len(problems) - MAX_LISTED))
+        report.say(log, out)
         raise UserError("%d problem%s found in %s (listed above)"
                         % (len(problems), "" if len(problems) == 1 else "s", out_dir))
 

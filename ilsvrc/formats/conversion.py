@@ -7,6 +7,7 @@ from typing import Callable, NamedTuple
 
 from ilsvrc import pool
 from ilsvrc.errors import UserError
+from ilsvrc.formats import report
 from ilsvrc.readerfiles import dali
 from ilsvrc.records import checks
 from ilsvrc.sources import spool
@@ -52,15 +53,18 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     read back must then satisfy the label contract (ilsvrc.contract.check_label_map).
     `options` go to the format's planner.  Returns (splits, driver.write_splits'
     totals)."""
+    report.mark("index")
     dest = destination.at(out_dir)
     _refuse_extras(dest, out_dir, dali_index)
     splits, num_labels = fmt.plan(listings, out_dir, log, **options)
+    report.mark("plan")
     custom = options.get("allow_custom", False)
     label_range = checks.label_range(custom, num_labels)
     index = dali.Index(out_dir, dali_index)
     stats = driver.write_splits(splits, runner, check, label="converting", task=task,
                                 verify=(fmt.schema, label_range) if do_verify else None,
                                 index=index, before_write=_refill(listings, log))
+    report.mark("write")
     if do_verify:
         counts = _verify(fmt, splits, stats, dest, runner, label_range, task, custom)
         _say_verified(splits, stats, counts, dest, task, log)
@@ -72,6 +76,8 @@ def convert(fmt, listings, out_dir, runner, check="header", do_verify=True,
     _record_inputs(splits, stats)
     if task is None:       # every shard is there: a spooled copy's images can go
         spool.drain(listings, log)
+    report.after_conversion(fmt, out_dir, splits, stats, HOW[dest.where] if do_verify
+                            else None, task, log, listings, options)
     return splits, stats
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from ilsvrc import contract, plan, storage
 from ilsvrc.errors import UserError
-from ilsvrc.formats import conversion, extract
+from ilsvrc.formats import conversion, extract, report
 from ilsvrc.readerfiles import tfds_meta
 from ilsvrc.records import features
 from ilsvrc.sources import cached, discover, val_labels
@@ -121,6 +121,7 @@ def read_source(source, runner, label_file=None, log=None, allow_custom=False,
     val_labels.check_claims(val, labels)
     if log:
         log.write(LABELS_FROM % labels.path)
+    report.note(source=source, labels=labels.path)
     options = PlanOptions(labels.lines_for(sorted(val.names)), labels.path, allow_custom)
     return SourceRead((train, val), options)
 

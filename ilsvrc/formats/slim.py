@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from ilsvrc import contract, plan, shipped, storage
 from ilsvrc.errors import UsageError, UserError
-from ilsvrc.formats import conversion
+from ilsvrc.formats import conversion, report
 from ilsvrc.readerfiles import tfds_meta
 from ilsvrc.records import features
 from ilsvrc.sources import cached, discover, tree, val_labels
@@ -155,6 +155,7 @@ def source_listings(source, runner, val_label_file=None, allow_custom=False,
     val_labels.check_claims(flat_val, labels)
     if log:
         log.write("validation labels from %s\n" % labels.path)
+    report.note(source=source, labels=labels.path)
     return train, by_synset(flat_val, labels)
 
 
