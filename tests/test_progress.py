@@ -1,0 +1,143 @@
+"""The progress printer (ilsvrc/progress.py) and the steps that use it: the ETA is
+never a guess from a first line, bytes print as MB/GB, a run whose images are done
+says how many shards are still to go, and indexing the tars, --extract and the
+slim box CSV print progress lines."""
+
+import io
+import re
+import time
+
+from ilsvrc import progress
+from ilsvrc.progress import Progress
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _printer(total, **kw):
+    clock, out = Clock(), io.StringIO()
+    return Progress(total, "writing", stream=out, every=0, clock=clock, **kw), clock, out
+
+
+def _last(out):
+    return out.getvalue().splitlines()[-1]
+
+
+def test_no_eta_on_a_first_line_from_start_up():
+    # a 17 s job: the first result comes after 2 s of start-up, 1 image of 42
+    p, clock, out = _printer(42)
+    clock.now += 2.0
+    p.update(1, 100)
+    assert "ETA" not in _last(out)
+    # 5 % done: now it can be estimated, from the rate since the first image
+    clock.now += 1.0
+    p.update(2, 100)
+    left = p.eta()
+    assert left is not None and 10 < left < 60
+    assert re.search(r"ETA 0m\d\ds$", _last(out))
+
+
+def test_no_eta_from_a_long_start_up():
+    # 11 s of start-up on a busy machine, then the first 3 of 1152 shards: the
+    # rate since the start would say over an hour for what takes seconds
+    p, clock, out = _printer(1152)
+    clock.now += 11.0
+    for _ in range(3):
+        clock.now += 0.1
+        p.update(1)
+    assert "ETA" not in _last(out)
+    clock.now += 1.0
+    p.update(100)
+    assert p.eta() < 20
+
+
+def test_eta_ten_seconds_after_the_first_even_when_little_is_done():
+    p, clock, out = _printer(100000)
+    clock.now += 30.0
+    p.update(10)
+    clock.now += 9.0
+    p.update(10)
+    assert "ETA" not in _last(out)
+    clock.now += 2.0
+    p.update(2)
+    assert "ETA" in _last(out)
+    assert abs(p.eta() - (100000 - 22) / (12 / 11.0)) < 1
+    assert progress.eta(0, 10, 100.0, 1.0) is None         # nothing done: no guess
+    assert progress.eta(10, 10, 0.0, None) == 0.0           # all done
+    assert progress.eta(0, 0, 0.0, None) == 0.0             # nothing to do
+
+
+def test_eta_uses_the_rate_of_the_last_minute():
+    p, clock, _ = _printer(10000)
+    for _ in range(120):             # two minutes at 1 per second...
+        clock.now += 1.0
+        p.update(1)
+    for _ in range(60):              # ...then a minute at 10 per second
+        clock.now += 1.0
+        p.update(10)
+    left = p.eta()
+    assert abs(left - (10000 - 720) / 10.0) < 60, left
+
+
+def test_images_done_but_shards_left_is_not_eta_zero():
+    p, clock, out = _printer(42, second=(1152, "shards"))
+    clock.now += 3.0
+    p.update(42, 1000, second=40)
+    line = _last(out)
+    assert "42/42 images  40/1152 shards" in line and "ETA" not in line
+    clock.now += 10.0
+    p.update(0, 0, second=300)
+    assert p.eta() > 10 and "ETA 0m00s" not in _last(out)
+    clock.now += 5.0
+    p.update(0, 0, second=812, force=True)
+    assert _last(out).endswith("ETA 0m00s")
+
+
+def test_bytes_print_as_megabytes_and_gigabytes():
+    p, clock, out = _printer(6744924160, unit="bytes")
+    clock.now += 10.0
+    p.update(10 ** 9)
+    clock.now += 10.0
+    p.update(10 ** 9)
+    line = _last(out)
+    assert line.startswith("writing: 2.00/6.74 GB  100.0 MB/s  elapsed 0m20s  ETA ")
+    assert progress.fmt_bytes(12345678) == "12.3 MB"
+
+
+def test_lines_come_every_interval_and_the_environment_sets_it(monkeypatch):
+    clock, out = Clock(), io.StringIO()
+    monkeypatch.setenv(progress.EVERY_ENV, "5")
+    p = Progress(100, "x", stream=out, clock=clock)
+    assert p.every == 5.0
+    for _ in range(20):
+        clock.now += 1.0
+        p.update(1)
+    assert len(out.getvalue().splitlines()) == 4
+    monkeypatch.delenv(progress.EVERY_ENV)
+    assert progress.interval(False) == 15.0 and progress.interval(True) == 1.0
+
+
+def test_quick_step_says_nothing_unless_asked():
+    clock, out = Clock(), io.StringIO()
+    p = Progress(10, "indexing", stream=out, every=15, clock=clock)
+    p.update(10)
+    p.finish(always=False)
+    assert out.getvalue() == ""
+    p.finish()
+    assert out.getvalue().startswith("indexing: 10/10 images")
+
+
+def test_a_long_wait_at_the_end_is_said():
+    p, _, out = _printer(1)
+    with p.waiting("3 shards still being flushed to disk", after=0.05):
+        time.sleep(0.3)
+    with p.waiting("nothing", after=5):
+        pass
+    lines = out.getvalue().splitlines()
+    assert lines == ["writing: finishing: 3 shards still being flushed to disk",
+                     "writing: finished after 0m00s more"]
