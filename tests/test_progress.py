@@ -7,6 +7,7 @@ import io
 import re
 import time
 
+from conftest import run_cmd
 from ilsvrc import progress
 from ilsvrc.progress import Progress
 
@@ -141,3 +142,17 @@ def test_a_long_wait_at_the_end_is_said():
     lines = out.getvalue().splitlines()
     assert lines == ["writing: finishing: 3 shards still being flushed to disk",
                      "writing: finished after 0m00s more"]
+
+
+def test_build_sh_progress_counts_shards(release_copy, monkeypatch):
+    raw, _ = release_copy
+    monkeypatch.setenv(progress.EVERY_ENV, "0.5")
+    r = run_cmd(["./build.sh", raw, "-j", "0", "--no-verify"])
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("converting: ")]
+    counts = [x for x in lines if " images  " in x]
+    assert counts and all("/1152 shards" in x for x in counts), lines
+    assert "42/42 images  1152/1152 shards" in counts[-1]
+    # the first line is no guess from start-up; the last is all done
+    assert "ETA" not in counts[0] or counts[0] == counts[-1]
+    assert counts[-1].endswith("ETA 0m00s")
