@@ -4,12 +4,17 @@ says how many shards are still to go, and indexing the tars, --extract and the
 slim box CSV print progress lines."""
 
 import io
+import os
 import re
 import time
 
+import pytest
+
 from conftest import run_cmd
-from ilsvrc import progress
+from ilsvrc import pool, progress
+from ilsvrc.formats import bbox, extract
 from ilsvrc.progress import Progress
+from ilsvrc.sources import tarindex
 
 
 class Clock:
@@ -142,6 +147,51 @@ def test_a_long_wait_at_the_end_is_said():
     lines = out.getvalue().splitlines()
     assert lines == ["writing: finishing: 3 shards still being flushed to disk",
                      "writing: finished after 0m00s more"]
+
+
+# --------------------------------------------------------------------------- steps
+
+@pytest.fixture
+def every_line(monkeypatch):
+    monkeypatch.setenv(progress.EVERY_ENV, "0")
+
+
+def test_indexing_the_class_tars_prints_progress(every_line, sample_release, capsys):
+    path = os.path.join(sample_release[0], tarindex.TRAIN_TAR)
+    with pool.Pool(0) as runner:
+        listing = tarindex.index_train_tar(path, runner)
+    assert len(listing)
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines()
+             if x.startswith("indexing %s: " % tarindex.TRAIN_TAR)]
+    assert lines and "class tars" in lines[-1] and lines[-1].endswith("ETA 0m00s")
+    classes = len(listing.group_names)
+    assert "%d/%d class tars" % (classes, classes) in lines[-1]
+
+
+def test_extract_prints_progress(every_line, sample_release, tmp_path):
+    raw = sample_release[0]
+    from ilsvrc.formats import official
+    from ilsvrc.sources import discover
+    log = io.StringIO()
+    with pool.Pool(0) as runner:
+        listings, _ = official.read_source(discover.as_source(raw), runner)
+        extract.extract(*listings, str(tmp_path), None, runner, log=log)
+    n = sum(len(x) for x in listings)
+    lines = [x for x in log.getvalue().splitlines() if x.startswith("extracting: ")]
+    assert len(lines) >= 2 and "%d/%d images" % (n, n) in lines[-1]
+    assert "ETA 0m00s" in lines[-1]
+
+
+def test_box_csv_prints_progress_while_reading_the_archive(every_line, slim_release,
+                                                           tmp_path):
+    log = io.StringIO()
+    bbox.write_csv(os.path.join(slim_release[0], bbox.ARCHIVE), str(tmp_path / "b.csv"),
+                   log=log)
+    lines = [x for x in log.getvalue().splitlines()
+             if x.startswith("bounding boxes: reading ")]
+    assert len(lines) >= 2 and "annotation files" in lines[-1]
+    assert re.search(r"\d+\.\d/\d+\.\d MB", lines[-1]) and "ETA 0m00s" in lines[-1]
 
 
 def test_build_sh_progress_counts_shards(release_copy, monkeypatch):
