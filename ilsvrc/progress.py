@@ -10,8 +10,8 @@ $ILSVRC_PROGRESS_EVERY seconds).
 
 The ETA is shown only once it can be estimated: from the rate since the first thing
 was done (start-up, which can be most of a short run, is left out), over the last
-minute, and only once 5 % of the total is done or 10 s have passed since the first
-thing was.  With a second count (shards besides images) the ETA is the later of the
+minute, and only once 5 % of the total is done (or 1 %, 30 s after the first thing
+was, for a long step).  With a second count (shards besides images) the ETA is the later of the
 two, so a run whose images are done while many small shards are still being
 written says so.  unit="bytes" prints counts as MB or GB.
 """
@@ -24,8 +24,9 @@ import threading
 import time
 
 EVERY_ENV = "ILSVRC_PROGRESS_EVERY"
-ETA_AFTER_FRACTION = 0.05     # no ETA before 5 % is done ...
-ETA_AFTER_SECONDS = 10.0      # ... unless 10 s have passed since the first was done
+ETA_AFTER_FRACTION = 0.05     # no ETA before 5 % is done, unless 1 % is and 30 s
+ETA_EARLY_FRACTION = 0.01     # have passed since the first thing was (a long step)
+ETA_AFTER_SECONDS = 30.0
 RATE_WINDOW = 60.0            # the rate (and so the ETA) is that of the last minute
 
 
@@ -61,16 +62,19 @@ def interval(tty):
 
 
 def eta(done, total, waited, rate):
-    """Seconds left, or None while too little is done to say: nothing done yet, or
-    under ETA_AFTER_FRACTION of `total` less than ETA_AFTER_SECONDS after the first
-    thing was done (`waited`); `rate`: per second since then (None: not known)."""
+    """Seconds left, or None while too little is done to say: under
+    ETA_AFTER_FRACTION of `total`, unless ETA_EARLY_FRACTION is done and
+    ETA_AFTER_SECONDS have passed since the first thing was (`waited`); `rate`: per
+    second since then (None: not known).  A handful of results says nothing: a
+    stall after them (a worker loading what it needs) would make hours of seconds."""
     if total is None:
         return None
     if done >= total:
         return 0.0
     if done <= 0:
         return None
-    if done < ETA_AFTER_FRACTION * total and waited < ETA_AFTER_SECONDS:
+    if done < ETA_AFTER_FRACTION * total and (done < ETA_EARLY_FRACTION * total or
+                                              waited < ETA_AFTER_SECONDS):
         return None
     return (total - done) / rate if rate else None
 
