@@ -235,5 +235,5 @@ class Progress:
         finally:
             timer.cancel()
             timer.join()
-            if said.is_set():
-                self.say("finished after %s more" % fmt_time(self.clock() - began))
+        if said.is_set():                 # (not when the wait ended in an error)
+            self.say("finished after %s more" % fmt_time(self.clock() - began))
