@@ -14,6 +14,11 @@ labels: every source image appears exactly once, correctly labelled.  Where the
 conversion wrote them, the DALI index files (OUT/dali-index/) must match the shards
 and TFDS's dataset_info.json must list their record counts.
 
+OUT_DIR may be the gs://BUCKET/PREFIX a conversion wrote to: its objects are listed
+(every split flat under the prefix, as written to a bucket) and each shard is re-read
+from the bucket; run locks and partial files do not apply there, nor do the DALI and
+TFDS files (written next to local shards only).
+
 Exit status 0 when everything checks out, 1 on any problem (each named with its
 shard and record), 2 for bad arguments.
 
@@ -26,7 +31,7 @@ import argparse
 import os
 import sys
 
-from ilsvrc import pool, tasks
+from ilsvrc import pool, storage, tasks
 from ilsvrc.formats import registry, official, report, slim
 from ilsvrc.sources import cached, spool
 from ilsvrc.write import lock
@@ -57,8 +62,11 @@ def parse(argv):
         "label.", usage="%(prog)s FORMAT OUT_DIR [--source DIR] [options]\n"
         "       %(prog)s --checksums DIR_OR_FILE [DIR_OR_FILE ...]")
     p.add_argument("format", choices=sorted(registry.FORMATS), metavar="FORMAT",
-                   help="official (OUT_DIR/train, OUT_DIR/validation) or slim (flat)")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="the conversion's output directory")
+                   help="official (OUT_DIR/train, OUT_DIR/validation; flat in a "
+                   "bucket) or slim (flat)")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the conversion's output "
+                   "directory, or the gs://BUCKET/PREFIX it wrote its shards to (read "
+                   "from the bucket)")
     p.add_argument("--source", metavar="DIR", help="the directory the conversion read "
                    "(any copy: the tars, the extracted train/ and validation/, the "
                    "Kaggle or Hugging Face copy): rebuild the plan and compare every "
@@ -133,17 +141,12 @@ def run(argv, out=None, log=None):
         return run_checksums(argv, out, log)
     a = parse(argv)
     fmt = registry.FORMATS[a.format]
-    if not os.path.isdir(a.out_dir):
-        raise UserError("%s is not a directory (the conversion's output directory)"
-                        % a.out_dir)
+    in_bucket = _check_output(a)
     task = options.resolve_task(a.task_index, a.task_count, PROG, log)
     report.begin(PROG, argv, a, a.out_dir)
     shards, problems, warnings = inventory(fmt, a.out_dir)
-    for d in sorted({os.path.join(a.out_dir, sub) if sub else a.out_dir
-                     for sub, _, _ in fmt.layout}):
-        live = lock.busy(d)
-        if live:
-            warnings.append(live + "; verify once every run and task has finished")
+    if not in_bucket:                   # a bucket takes no run lock
+        warnings += _busy(fmt, a.out_dir)
     with pool.Pool(a.workers) as runner:
         splits = _plan_source(a, fmt, runner, log) if a.source else None
         report.mark("plan")
@@ -155,7 +158,7 @@ def run(argv, out=None, log=None):
                                    a.allow_custom_classes, source_bytes)
         spool.drain_parts([c.part for c in refilled], log)
         extras = check_reader_files(fmt, a.out_dir, shards, counts, runner) \
-            if task is None else []
+            if task is None and not in_bucket else []
     problems += bad
     if task is not None:
         return _task_report(fmt, a, task, shards, problems, warnings, out, log)
@@ -194,6 +197,30 @@ def _conclude(fmt, a, shards, splits, counts, extras, problems, warnings, out, l
               "compared with the source: --no-image-bytes)" if a.no_image_bytes else ""))
     report.say(log, out)
     return 0
+
+
+def _check_output(a):
+    """True for a gs:// output (its bucket must exist), False for a local
+    directory; UserError for anything else."""
+    if storage.is_remote(a.out_dir):
+        a.out_dir = a.out_dir.rstrip("/")
+        storage.check_bucket(a.out_dir, "reading")
+        return True
+    if not os.path.isdir(a.out_dir):
+        raise UserError("%s is not a directory (the conversion's output directory)"
+                        % a.out_dir)
+    return False
+
+
+def _busy(fmt, out_dir):
+    """Warnings for the directories of `out_dir` that a live run still holds."""
+    found = []
+    for d in sorted({os.path.join(out_dir, sub) if sub else out_dir
+                     for sub, _, _ in fmt.layout}):
+        live = lock.busy(d)
+        if live:
+            found.append(live + "; verify once every run and task has finished")
+    return found
 
 
 def _finish(warnings, problems, out_dir, out, log):

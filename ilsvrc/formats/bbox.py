@@ -26,14 +26,14 @@ import tarfile
 import zlib
 from xml.etree import ElementTree
 
-from ilsvrc import fsutil
+from ilsvrc import fsutil, storage
 from ilsvrc.errors import UserError
+from ilsvrc.progress import Progress
 from ilsvrc.sources import containers, kagglezip, remote
 
 ARCHIVE = "ILSVRC2012_bbox_train_v2.tar.gz"
 CSV_NAME = "imagenet_2012_bounding_boxes.csv"
-PROGRESS_EVERY = 5000
-
+FILES = "annotation files"
 
 
 def _nth_text(root, tag, k):
@@ -104,11 +104,18 @@ def _is_annotation(relpath):
             and fnmatch.fnmatchcase(parts[1], "*.xml"))
 
 
-def _from_dir(directory):
+def _reading(what, log, total, unit, second=None):
+    """The progress of reading the annotations of `what`."""
+    return Progress(total, "bounding boxes: reading %s" % what, stream=log, unit=unit,
+                    second=second)
+
+
+def _from_dir(directory, log):
     try:
         subdirs = sorted(e.name for e in os.scandir(directory) if e.is_dir())
     except OSError as err:
         raise UserError("cannot list %s: %s" % (directory, err.strerror))
+    progress = _reading(directory, log, len(subdirs), "folders", (None, FILES))
     for sub in subdirs:
         names = sorted(e.name for e in os.scandir(os.path.join(directory, sub))
                        if e.is_file())
@@ -116,6 +123,9 @@ def _from_dir(directory):
             if _is_annotation(sub + "/" + name):
                 path = os.path.join(directory, sub, name)
                 yield sub, name, path, lambda path=path: _read_file(path)
+                progress.update(0, second=1)
+        progress.update(1)
+    progress.finish()
 
 
 def _read_file(path):
@@ -147,12 +157,31 @@ class _Tracked:
             pass
 
 
+class _Counted:
+    """The archive's own (compressed) bytes, counted as they are read: how far
+    through it the reading is."""
+
+    def __init__(self, f):
+        self._f, self.count = f, 0
+
+    def read(self, n=-1):
+        chunk = self._f.read(n)
+        self.count += len(chunk)
+        return chunk
+
+    def peek(self, n=0):
+        return self._f.peek(n)
+
+
 def _open_raw(path):
-    """The archive's bytes: a local file, or (gs://) streamed from the bucket 8 MB a
-    request, behind a buffer so the gzip magic can be peeked."""
+    """(the archive's bytes, its size): a local file, or (gs://) streamed from the
+    bucket 8 MB a request, behind a buffer so the gzip magic can be peeked."""
     if path.startswith("gs://"):
-        return remote.open_stream(path, block=8 << 20)
-    return open(path, "rb")
+        info = storage.store_for(path).stat(path)
+        size = info.size if info is not None else None
+        return remote.open_stream(path, block=8 << 20, size=size), size
+    f = open(path, "rb")
+    return f, os.fstat(f.fileno()).st_size
 
 
 def _open_stream(raw):
@@ -161,13 +190,16 @@ def _open_stream(raw):
     return gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
 
 
-def _from_archive(path):
+def _from_archive(path, log):
     """Stream the annotations of a tar(.gz), then prove it complete: the gzip stream
     is read to its trailer (CRC and length) and the tar must end with its
     end-of-archive marker; tarfile alone stops quietly where the data stops."""
     seen = set()
     try:
-        with _open_raw(path) as raw:
+        opened, size = _open_raw(path)
+        with opened:
+            raw = _Counted(opened)
+            progress = _reading(os.path.basename(path), log, size, "bytes", (None, FILES))
             stream = _Tracked(_open_stream(raw))
             tar = tarfile.open(fileobj=stream, mode="r|")
             for info in tar:
@@ -181,8 +213,11 @@ def _from_archive(path):
                 data = tar.extractfile(info).read()
                 sub, base = name.split("/")
                 yield sub, base, "%s: %s" % (path, name), lambda data=data: data
+                progress.update(raw.count - progress.done, second=1)
             end = tar.offset
             stream.drain()
+            progress.update(raw.count - progress.done)
+            progress.finish()
             if stream.pos - end < 1024 or stream.data_end > end:
                 raise UserError("%s: truncated or damaged: the tar has no end-of-archive "
                                 "marker after its last complete member (byte %d). Get a "
@@ -195,7 +230,7 @@ def _from_archive(path):
                         % (path, err.strerror or err))
 
 
-def _from_zip(path):
+def _from_zip(path, log):
     """Training XMLs of a Kaggle zip: members under ILSVRC/Annotations/CLS-LOC/train/."""
     archive, reader = containers.ZipMembers(path), containers.Reader()
     marker = "/".join(kagglezip.ANNOTATIONS) + "/"
@@ -204,21 +239,25 @@ def _from_zip(path):
         at = name.find(marker)
         if at >= 0 and _is_annotation(name[at + len(marker):]):
             found.append((name[at + len(marker):], offset, csize))
+    progress = _reading(os.path.basename(path), log, len(found), FILES)
     for rel, offset, csize in sorted(found):
         sub, base = rel.split("/")
         yield (sub, base, "%s: %s" % (path, rel),
                lambda o=offset, c=csize: reader.read(archive, o, c))
+        progress.update(1, csize)
+    progress.finish()
 
 
-def annotations(source):
+def annotations(source, log=None):
     """Yield (dir_label, xml_name, where, read) from a directory, a .tar.gz or the
-    Kaggle zip."""
+    Kaggle zip; progress lines (how much is read, ETA) on `log` (stderr)."""
+    log = log or sys.stderr
     if os.path.isdir(source):
-        return _from_dir(source)
+        return _from_dir(source, log)
     if source.endswith(".zip") and os.path.isfile(source):
-        return _from_zip(source)
+        return _from_zip(source, log)
     if os.path.isfile(source) or source.startswith("gs://"):   # a bucket: streamed
-        return _from_archive(source)
+        return _from_archive(source, log)
     raise UserError("%s does not exist: give the annotation directory (<synset>/*.xml) "
                     "or the archive %s" % (source, ARCHIVE))
 
@@ -232,7 +271,7 @@ def csv_lines(source, synsets=None, log=sys.stderr):
     label is another synset of the set are dropped (non-synset labels are kept).
     """
     stats = dict(files=0, skipped_files=0, skipped_boxes=0, boxes=0, images=0)
-    for index, (dir_label, name, where, read) in enumerate(annotations(source)):
+    for dir_label, name, where, read in annotations(source, log):
         stats["files"] += 1
         if synsets is not None and dir_label not in synsets:
             stats["skipped_files"] += 1
@@ -249,9 +288,6 @@ def csv_lines(source, synsets=None, log=sys.stderr):
             yield "%s.JPEG,%.4f,%.4f,%.4f,%.4f" % (stem, xmin, ymin, xmax, ymax)
         stats["boxes"] += written
         stats["images" if written else "skipped_files"] += 1
-        if index % PROGRESS_EVERY == 0:
-            log.write("bounding boxes: %d annotation files read\n" % (index + 1))
-            log.flush()
     log.write("bounding boxes: %(files)d annotation files, %(skipped_files)d skipped "
               "(other synset or no box kept), %(skipped_boxes)d boxes skipped; "
               "%(boxes)d boxes written for %(images)d images\n" % stats)

@@ -12,8 +12,10 @@ is written outside those directories.
 import fnmatch
 import os
 import shutil
+import sys
 
 from ilsvrc import contract, fsutil
+from ilsvrc.progress import Progress
 from ilsvrc.sources import containers
 from ilsvrc.sources.listing import IMAGE_PATTERN
 from ilsvrc.errors import UserError
@@ -77,16 +79,20 @@ def _check_no_strays(listing, dest_root):
                                                         ", ..." if len(strays) > 3 else ""))
 
 
-def extract(train, val, raw_dir, label_file, runner):
+def extract(train, val, raw_dir, label_file, runner, log=None):
     """Unpack both listings under raw_dir; copy the label file to synset_labels.txt
     (label_file None: no copy).  Images of a listing with groups go into
-    <split>/<group>/, the others straight into <split>/."""
+    <split>/<group>/, the others straight into <split>/.  Progress (images, MB/s,
+    ETA) on `log` (stderr); images already there count as done."""
     total = 0
+    progress = Progress(len(train) + len(val), "extracting", stream=log or sys.stderr)
     for listing, sub in ((train, "train"), (val, "validation")):
         dest_root = os.path.join(raw_dir, sub)
-        for _, n in runner.run(_extract_group, _jobs(listing, dest_root)):
+        for (_, members), n in runner.run(_extract_group, _jobs(listing, dest_root)):
             total += n
+            progress.update(len(members), sum(m[3] for m in members))
         _check_no_strays(listing, dest_root)
+    progress.finish()
     target = os.path.join(raw_dir, "synset_labels.txt")
     if label_file is not None and not os.path.exists(target):
         try:

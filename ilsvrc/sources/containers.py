@@ -10,6 +10,7 @@ container named by the tar's own path: its handle reads the parts in place.
 """
 
 import os
+import resource
 import struct
 import zlib
 
@@ -259,9 +260,8 @@ def _keep_open():
     hundred) if the descriptor limit allows, else fewer (least recently used
     closed first)."""
     try:
-        import resource
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, ValueError, OSError):
+    except (ValueError, OSError):
         return 8
     return max(8, min(512, soft // 4)) if soft > 0 else 512
 

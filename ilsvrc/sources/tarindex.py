@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ilsvrc import contract, fsutil, storage
 from ilsvrc.fsutil import Positioned
+from ilsvrc.progress import Progress
 from ilsvrc.sources.containers import Slices
 from ilsvrc.errors import UserError
 from ilsvrc.sources.listing import IMAGE_PATTERN, Listing
@@ -224,12 +225,27 @@ def _index_batch(batch):
         return list(ex.map(_index_inner, batch))
 
 
-def index_train_tar(path, runner):
-    """Listing of the training tar: outer members `<synset>.tar`, each indexed in place."""
-    listing = Listing("train")
+def _class_tars(path, log):
+    """[(name, offset, size)] of the training tar's class tars, found by walking its
+    headers (in a bucket, one ranged read each: progress through the tar's bytes)."""
     with _open_tar_file(path, block=0) as f:
         size = _size(f)
-        inner = list(scan_tar(_Window(f, 0, size), path, size, "*.tar"))
+        progress = Progress(size, "listing the class tars of %s" % os.path.basename(path),
+                            stream=log, unit="bytes")
+        inner = []
+        for name, off, length in scan_tar(_Window(f, 0, size), path, size, "*.tar"):
+            inner.append((name, off, length))
+            progress.update(off + length - progress.done)
+        progress.finish(always=False)
+    return inner
+
+
+def index_train_tar(path, runner, log=None):
+    """Listing of the training tar: outer members `<synset>.tar`, each indexed in
+    place; a progress line (class tars done, ETA) every few seconds on `log`
+    (stderr)."""
+    listing = Listing("train")
+    inner = _class_tars(path, log)
     if not inner:
         raise UserError("%s holds no <synset>.tar members; is it the ILSVRC2012 "
                         "training tar?" % path)
@@ -238,9 +254,13 @@ def index_train_tar(path, runner):
     jobs = [(path, name, off, length) for name, off, length in inner]
     batches = [jobs[i:i + INDEX_THREADS] for i in range(0, len(jobs), INDEX_THREADS)]
     results = {}
+    progress = Progress(len(jobs), "indexing %s" % os.path.basename(path), stream=log,
+                        unit="class tars")
     for batch, lists in runner.run(_index_batch, batches):
         for job, members in zip(batch, lists):
             results[job[1]] = members
+        progress.update(len(batch))
+    progress.finish()
     listing.containers = [_container(path)]
     listing.inner_tars = True
     for name, _, _ in inner:                  # keep the tar's own order

@@ -4,13 +4,15 @@ the label contract over all of them, and the reader files (DALI index files, TFD
 metadata) where the conversion wrote them.
 
 `fmt` is an output format (formats.conversion.Format): its `layout` ((subdirectory,
-prefix, shards) per split), `schema` and `exact_labels` are all that is used.
+prefix, shards) per split), `schema` and `exact_labels` are all that is used.  A
+gs:// output holds every split flat under its prefix (as a conversion writes to a
+bucket): its objects are listed once and each shard is re-read from the bucket.
 """
 
 import os
 import re
 
-from ilsvrc import contract, plan
+from ilsvrc import contract, plan, storage
 from ilsvrc.progress import Progress
 from ilsvrc.readerfiles import dali, tfds_meta
 from ilsvrc.records import checks
@@ -20,12 +22,29 @@ SHARD_NAME = re.compile(r"(?P<prefix>[a-z]+)-\d{5}-of-\d{5}")
 
 
 def _directories(fmt, out_dir):
-    """{directory: [(prefix, shards)]} of the layout under `out_dir`."""
+    """{directory: [(prefix, shards)]} of the layout under `out_dir` (a gs:// prefix:
+    all of them flat)."""
     by_dir = {}
+    flat = storage.is_remote(out_dir)
+    if flat:
+        out_dir = out_dir.rstrip("/")
     for sub, prefix, num in fmt.layout:
-        by_dir.setdefault(os.path.join(out_dir, sub) if sub else out_dir, []).append(
-            (prefix, num))
+        by_dir.setdefault(os.path.join(out_dir, sub) if sub and not flat else out_dir,
+                          []).append((prefix, num))
     return by_dir
+
+
+def _names(directory):
+    """The names in `directory`: its files, or the objects right under a gs://
+    prefix (FileNotFoundError when it has none)."""
+    if not storage.is_remote(directory):
+        return set(os.listdir(directory))
+    start = directory.rstrip("/") + "/"
+    names = {info.path[len(start):] for info in storage.store_for(start).list(start)}
+    names = {n for n in names if n and "/" not in n}
+    if not names:
+        raise FileNotFoundError(directory)
+    return names
 
 
 def inventory(fmt, out_dir):
@@ -38,10 +57,11 @@ def inventory(fmt, out_dir):
     prefixes = {prefix for _, prefix, _ in fmt.layout}
     for directory, entries in _directories(fmt, out_dir).items():
         try:
-            names = set(os.listdir(directory))
+            names = _names(directory)
         except FileNotFoundError:
-            problems.append("%s does not exist (no %s shards)"
-                            % (directory, " or ".join(p for p, _ in entries)))
+            problems.append("%s %s (no %s shards)" % (
+                directory, "holds no objects" if storage.is_remote(directory)
+                else "does not exist", " or ".join(p for p, _ in entries)))
             continue
         except OSError as err:
             problems.append("cannot list %s: %s" % (directory, err.strerror or err))
@@ -49,8 +69,9 @@ def inventory(fmt, out_dir):
         expected = set()
         for prefix, num in entries:
             expected.update(_present(directory, prefix, num, names, shards, problems))
-        for name in sorted(names - expected):
-            _stranger(directory, name, entries, prefixes, problems, warnings)
+        for name in sorted(names - expected):   # (a bucket has no partial files)
+            _stranger(directory, name, entries, prefixes, problems,
+                      [] if storage.is_remote(directory) else warnings)
     return shards, problems, warnings
 
 
@@ -62,7 +83,7 @@ def _present(directory, prefix, num, names, shards, problems):
         name = plan.shard_name(prefix, k, num)
         expected.append(name)
         if name in names:
-            shards.append((prefix, k, os.path.join(directory, name)))
+            shards.append((prefix, k, storage.join(directory, name)))
         else:
             missing.append(name)
     if missing:
@@ -79,7 +100,7 @@ def _stranger(directory, name, entries, prefixes, problems, warnings):
     if (m and m.group("prefix") in prefixes) or \
             any(name.startswith(p + "-") for p in prefixes):
         problems.append("%s: unknown shard name (expected %s); remove it or check the "
-                        "format" % (os.path.join(directory, name), " and ".join(
+                        "format" % (storage.join(directory, name), " and ".join(
                             "%s-NNNNN-of-%05d" % e for e in entries)))
     elif name.startswith(".") and name.endswith(".partial"):
         warnings.append("%s: unfinished file from an interrupted run (the next build "
@@ -95,7 +116,7 @@ def check_shards(fmt, shards, splits, runner, log, custom=False, source_bytes=Fa
     label_range = checks.label_range(custom)
     jobs = (reread.VerifyJob(prefix, path, fmt.schema, label_range,
                              reread.expected(plans[prefix], k) if prefix in plans
-                             else None, False,
+                             else None, storage.is_remote(path),
                              plans[prefix].shard_items(k)
                              if source_bytes and prefix in plans else None)
             for prefix, k, path in shards)

@@ -117,7 +117,7 @@ def _write(splits, todo, kept, runner, check, label, verify, index, dests, surve
     if kept:
         sys.stderr.write("%s: %d shards already complete from an earlier run, %d to "
                          "write\n" % (label, len(kept), len(todo)))
-    progress = Progress(total, label)
+    progress = Progress(total, label, second=(len(todo), "shards"))
     jobs, index_of = _jobs(todo, check, verify, index, dests, surveyed)
     prefix_of = {split.path(k): split.prefix for split, k in todo}
     tally = checks.Tally(split.prefix for split in splits)
@@ -130,12 +130,13 @@ def _write(splits, todo, kept, runner, check, label, verify, index, dests, surve
             written += result.bytes_written
             if result.checked is not None:
                 tally.add(prefix, result.checked, result.pairs)
-            progress.update(result.records, result.bytes_read)
+            progress.update(result.records, result.bytes_read, second=1)
     except BaseException:
         finisher.close(check=False)   # shards finished so far are kept
         raise
-    finisher.close()
-    progress.update(0, 0, force=True)
+    progress.finish()
+    with progress.waiting("the last shards are being flushed to disk (fsync, rename)"):
+        finisher.close()
     return {"shards": len(todo), "images": total, "bytes_written": written,
             "seconds": time.monotonic() - progress.start,
             "checked": tally.counts if verify is not None else None,
