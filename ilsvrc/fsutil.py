@@ -1,28 +1,84 @@
-"""File-system helpers every writer shares: the hidden `.NAME.<host>.<pid>.partial`
-file (named so that a run can tell its own partial files from those of other runs)
-that is renamed into place only when complete, the one write-temp-fsync-rename helper
-(`atomic_write`), discarding a file, and the one rule for archive member names that
-could escape a directory."""
+"""File-system helpers every writer shares: the hidden partial file
+`.NAME.<host>.<pid>.<token>.partial` (named after the run that writes it, so that a
+run can tell its own partial files from those of other runs) that is renamed into
+place only when complete, the one write-temp-fsync-rename helper (`atomic_write`),
+discarding a file, and the one rule for archive member names that could escape a
+directory; and flock(2) on lock files that may be removed, and on directories."""
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
 import socket
+import time
+from typing import NamedTuple, Optional
+
+from ilsvrc.errors import UserError
 
 PARTIAL_SUFFIX = ".partial"
 
+_TOKEN = {}   # pid -> this process's run token
+# .NAME.<host>.<pid>.<token>.partial (a host has no dots here, so NAME may have some)
+_OWNED_NAME = re.compile(r"\.(?P<shard>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)"
+                         r"\.(?P<token>r[0-9a-f]{12})\.partial")
+# names of earlier versions: .NAME.<host>.<pid>.partial (dotted host), .NAME.partial
+_OLD_NAME = re.compile(r"\.(?P<shard>[^.]+)\.(?P<host>.+)\.(?P<pid>\d+)\.partial")
+_UNOWNED_NAME = re.compile(r"\.(?P<shard>[^.]+)\.partial")
+
 
 def host():
-    """This machine's name as it appears in partial-file names (no dots lost)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname() or "host")
+    """This machine's name as it appears in partial-file names (any character but
+    letters, digits, '_' and '-' made '-', dots included)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname() or "host")
+
+
+def run_token():
+    """A random token of this process, made once per process: two machines with the
+    same host name (cloned VMs, containers) and even the same pid still differ."""
+    pid = os.getpid()     # a forked child is another run: it makes its own
+    if pid not in _TOKEN:
+        _TOKEN[pid] = "r" + os.urandom(6).hex()
+    return _TOKEN[pid]
 
 
 def run_tag():
-    return "%s.%d" % (host(), os.getpid())
+    """`<host>.<pid>.<token>`: this run in partial-file and owner-file names."""
+    return "%s.%d.%s" % (host(), os.getpid(), run_token())
+
+
+class Partial(NamedTuple):
+    """What a partial file's name says: the final file's name and its owner (host,
+    pid and token; token None for a name of an earlier version, all three None for
+    the unowned `.NAME.partial` of still earlier ones)."""
+    shard: str
+    host: Optional[str]
+    pid: Optional[int]
+    token: Optional[str]
+
+    @property
+    def tag(self):
+        """The owner as in its owner file's name, or None."""
+        if self.host is None:
+            return None
+        return ".".join([self.host, str(self.pid)] + ([self.token] if self.token else []))
+
+
+def partial_owner(name):
+    """The Partial of file name `name`, or None if it is not a partial-file name this
+    program (or an earlier version) makes."""
+    for pattern in (_OWNED_NAME, _OLD_NAME, _UNOWNED_NAME):
+        m = pattern.fullmatch(name)
+        if m:
+            d = m.groupdict()
+            return Partial(d["shard"], d.get("host"),
+                           int(d["pid"]) if d.get("pid") else None, d.get("token"))
+    return None
 
 
 def partial_path(path, tag=None):
-    """`.<name>.<host>.<pid>.partial` next to `path`."""
+    """`.<name>.<host>.<pid>.<token>.partial` next to `path` (`tag`: another run's
+    `<host>.<pid>.<token>`)."""
     d, name = os.path.split(path)
     return os.path.join(d, ".%s.%s.partial" % (name, tag or run_tag()))
 
@@ -30,16 +86,8 @@ def partial_path(path, tag=None):
 def parse_partial(name):
     """(shard name, host, pid) of a partial file name; host/pid None for the
     unowned `.<name>.partial` of earlier versions; None if not a partial name."""
-    if not (name.startswith(".") and name.endswith(".partial")):
-        return None
-    core = name[1:-len(".partial")]
-    shard, _, owner = core.partition(".")
-    h, _, pid = owner.rpartition(".")
-    if not owner:
-        return shard, None, None
-    if not h or not pid.isdigit():
-        return None
-    return shard, h, int(pid)
+    p = partial_owner(name)
+    return None if p is None else (p.shard, p.host, p.pid)
 
 
 def fsync_path(path):
@@ -103,6 +151,81 @@ def discard_partials(path):
     for entry in entries:
         if entry.startswith(prefix) and entry.endswith(PARTIAL_SUFFIX):
             discard(os.path.join(d, entry))
+
+
+# --------------------------------------------------------------------------- locks
+
+CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class StaleLock(Exception):
+    """A lock file was removed on another NFS client while it was being locked."""
+
+
+def try_lock(fd, mode):
+    """Take flock `mode` on `fd` without waiting: True, or False while another holds
+    it.  StaleLock for a file removed on another NFS client; UserError when the file
+    system has no locks."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        return True
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        if err.errno == errno.ESTALE:
+            raise StaleLock()
+        raise UserError("cannot lock a file in the output directory (%s): the file "
+                        "system does not support locks (an NFS mount without a lock "
+                        "service?). Mount it with locking, or write to a local disk."
+                        % (err.strerror or err))
+
+
+def same_file(fd, path):
+    """True while the open file `fd` is still the file named `path`."""
+    try:
+        st, fst = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
+def lock_file(path, mode, wait_s=0.0):
+    """Open (or create) lock file `path` and flock it: the fd, or None while another
+    holds it (after waiting up to wait_s).  A file removed between open and lock (by
+    its last holder, `unlock_file`) is opened again, so lock files may be removed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | CLOEXEC, 0o666)
+        try:
+            got = try_lock(fd, mode)
+            if got and same_file(fd, path):
+                return fd
+        except StaleLock:
+            got = True
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        if not got:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+
+def unlock_file(fd, path):
+    """Close lock file `fd`, removing `path` first when no one else holds it."""
+    try:
+        if try_lock(fd, fcntl.LOCK_EX) and same_file(fd, path):
+            os.remove(path)
+    except (OSError, UserError, StaleLock):
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_dir(path):
+    """A read-only fd of directory `path` (to flock the directory itself)."""
+    return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
 
 
 def strip_dot_slash(name):

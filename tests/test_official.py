@@ -190,9 +190,8 @@ def test_build_sh_default_layout_progress_and_rerun(release_copy):
     assert os.path.getsize(os.path.join(raw, "tf_records", "train", "train-00000-of-01024"))
     names = os.listdir(os.path.join(raw, "tf_records", "validation"))
     assert len([n for n in names if not n.startswith(".")]) == 128
-    # hidden: the plan state and the run's lock files, no partial or owner file left
-    assert sorted(n for n in names if n.startswith(".")) == \
-        [".ilsvrc-plan.lock", ".ilsvrc-run.lock", ".validation-of-00128.plan"]
+    # hidden: the plan state only, no lock, owner or partial file left
+    assert sorted(n for n in names if n.startswith(".")) == [".validation-of-00128.plan"]
     r = run_cmd(["./build.sh", raw, "-j", "0"])
     assert r.returncode == 0 and "1152 shards already complete" in r.stderr
 
@@ -320,5 +319,5 @@ def test_extract_indexes_the_training_tar_once(release_copy, monkeypatch, tmp_pa
     assert len(calls) == 1
     synset = sorted(manifest["train"])[0]
     assert sorted(os.listdir(os.path.join(raw, "train", synset))) == manifest["train"][synset]
-    # + the plan state and the run and plan lock files
-    assert len(os.listdir(os.path.join(out, "train"))) == 1024 + 3
+    # + the plan state (no lock file stays)
+    assert len(os.listdir(os.path.join(out, "train"))) == 1024 + 1

@@ -153,7 +153,7 @@ def test_no_python2_numpy_or_tf1_leftovers_in_the_slim_port(slim_release, tmp_pa
     r = run_cmd([python(), "-c", code, slim_release[0], str(out)])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
-    assert len(os.listdir(out)) == 2 + 4 + 2 + 2    # 6 shards, 2 plan states, 2 locks
+    assert len(os.listdir(out)) == 4 + 2 + 2    # 6 shards, 2 plan states, no lock
     refused = ("import sys\nsys.path.insert(0, sys.argv[3])\n"
                "from ilsvrc.tfimport import tensorflow\ntf = tensorflow()\n"
                "def refuse(*a, **k):\n    raise AssertionError('TF1 graph API used')\n"

@@ -103,8 +103,14 @@ def _stranger(directory, name, entries, prefixes, problems, warnings):
                         "format" % (storage.join(directory, name), " and ".join(
                             "%s-NNNNN-of-%05d" % e for e in entries)))
     elif name.startswith(".") and name.endswith(".partial"):
-        warnings.append("%s: unfinished file from an interrupted run (the next build "
-                        "removes it)" % os.path.join(directory, name))
+        if any(name.startswith(".%s-" % p) for p, _ in entries):
+            warnings.append("%s: unfinished file of a run that was stopped or is still "
+                            "running (the next build into this directory removes it "
+                            "once its run has ended)" % os.path.join(directory, name))
+        else:
+            warnings.append("%s: a partial file that is not one of this directory's "
+                            "shards; no build removes it (remove it if nothing is "
+                            "writing it)" % os.path.join(directory, name))
 
 
 def check_shards(fmt, shards, splits, runner, log, custom=False, source_bytes=False):

@@ -3,14 +3,16 @@ prepare a split for a plan and say which of its shards that plan already finishe
 name each shard's target (what a worker opens, reads back, keeps or discards), finish
 a shard in the main process, and whether the output takes a run lock.
 
-A local shard is written to `.<name>.<host>.<pid>.partial` (fsutil, lock), read back
-from there, left complete and closed by its worker, and made final by the main
-process's `Finisher` (fsync, rename; its DALI index file first).  A gs:// shard has no
-partial file: its worker frames it into upload.ShardWriter's buffer, reads it back
-from that buffer and uploads it create-if-absent; the bucket records what is done
-(upload.remote_done), so a gs:// output takes no run lock.
+A local shard is written to `.<name>.<host>.<pid>.<token>.partial` (fsutil, lock),
+read back from there, left complete and closed by its worker, and made final by the
+main process's `Finisher` (fsync, rename; its DALI index file first) once it has
+checked that the directory still holds this run's plan (lock.check_plan).  A gs://
+shard has no partial file: its worker frames it into upload.ShardWriter's buffer,
+reads it back from that buffer and uploads it create-if-absent; the bucket records
+what is done (upload.remote_done), so a gs:// output takes no run lock.
 """
 
+import functools
 import os
 from typing import NamedTuple, Optional
 
@@ -18,7 +20,7 @@ from ilsvrc import storage
 from ilsvrc.fsutil import discard, partial_path
 from ilsvrc.readerfiles import dali
 from ilsvrc.records import tfrecord
-from ilsvrc.write import resume, upload
+from ilsvrc.write import lock, resume, upload
 
 
 def at(path):
@@ -100,10 +102,16 @@ class LocalDir:
     in_bucket = False
     takes_lock = True
     where = "disk"
+    _check = None
 
     def prepare(self, split, digest, alone=True):
-        """Ready `split`'s directory for plan `digest`; the k's already finished."""
-        return resume.prepare_dir(split, digest, alone)
+        """Ready `split`'s directory for plan `digest`; the k's already finished.
+        Every later rename into it first checks that its plan record still names
+        `digest` (the one state file of resume)."""
+        done = resume.prepare_dir(split, digest, alone)
+        self._check = functools.partial(lock.check_plan, split.out_dir,
+                                        resume._state_path(split), digest)
+        return done
 
     def stale(self, split, done, inputs):
         """(the finished k's that were written from other inputs than `inputs` (a
@@ -125,7 +133,7 @@ class LocalDir:
 
     def finish(self, finisher, path, index_path=None):
         """Queue the shard (written and checked by its worker) to be made final."""
-        finisher.add(path, index_path)
+        finisher.add(path, index_path, self._check)
 
 
 class Bucket:

@@ -15,6 +15,7 @@ import time
 from ilsvrc import tasks
 from ilsvrc.errors import UserError
 from ilsvrc.progress import Progress
+from ilsvrc.readerfiles import dali
 from ilsvrc.records import checks, image
 from ilsvrc.write import destination, lock, resume, worker
 from ilsvrc.write.finisher import Finisher
@@ -83,6 +84,9 @@ def _prepare(split, dest, digest, claim, index, runner, label):
     finished shards are written now."""
     alone = claim.alone.get(split.out_dir, True)
     done = dest.prepare(split, digest, alone)
+    if not dest.in_bucket and index is not None:   # dead runs' partial index files
+        lock.remove_orphans(dali.index_dir(index.root, split.prefix), split.prefix,
+                            owners=split.out_dir)
     if not dest.in_bucket and index is not None and \
             index.prepare(split, done, runner, alone):
         sys.stderr.write("%s: wrote the missing DALI index files of finished %s "
