@@ -368,8 +368,8 @@ SHARD = re.compile(r"(train|validation)-\d{5}-of-\d{5}")
 
 
 def _litter(out, tfds=False):
-    """Files under `out` other than shards, plan records and the DALI index files and
-    TFDS metadata asked for."""
+    """Files under `out` other than shards, plan records, the run report and the
+    DALI index files and TFDS metadata asked for."""
     extra = []
     for root, dirs, names in os.walk(out):
         rel = os.path.relpath(root, out)
@@ -384,6 +384,8 @@ def _litter(out, tfds=False):
             if tfds and rel == "." and (name in ("dataset_info.json", "features.json")
                                         or name.endswith(".labels.txt")):
                 continue
+            if rel == "." and name in ("report.json", "report.html"):
+                continue              # the run report a person opens (docs/report.md)
             extra.append(os.path.join(rel, name))
     return sorted(extra)
 

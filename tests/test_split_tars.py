@@ -95,9 +95,10 @@ def split_copy(split_dir, tmp_path):
 
 
 def all_files(top):
-    """{relative path: bytes} of every file under top (the hidden plan files
-    included; not the run's lock files, which name the process, nor its report,
-    which says when it ran and how long it took)."""
+    """{relative path: bytes} of every file under top (of the hidden plan files
+    their first line, the plan, not the state of the inputs recorded after it, which
+    names inodes and times; not the run's lock files, which name the process, nor
+    its report, which says when it ran and how long it took)."""
     out = {}
     for d, _, files in os.walk(top):
         for name in files:
@@ -105,7 +106,10 @@ def all_files(top):
                 continue
             path = os.path.join(d, name)
             with open(path, "rb") as f:
-                out[os.path.relpath(path, top)] = f.read()
+                data = f.read()
+            if name.endswith(".plan"):
+                data = data.split(b"\n", 1)[0]
+            out[os.path.relpath(path, top)] = data
     return out
 
 
