@@ -1,0 +1,134 @@
+"""More bad inputs, seen as the user sees them: each ends in one `PROG: error: ...`
+line naming the input and the fix, with a non-zero exit and no traceback.
+
+Hand-edited source index headers, label files in a bucket, --tfds-metadata in task
+mode, malformed rows of the Kaggle copy's LOC_val_solution.csv, --index naming no
+file, --labels gs://..., broken credentials, an unreachable endpoint, and shards
+holding another plan's images.
+"""
+
+import json
+import os
+import struct
+
+import pytest
+
+from conftest import REPO, run_cmd
+from test_bad_inputs import assert_user_error, build
+
+INDEX_FIX = "rebuild it with --index-only (or delete it)."
+
+
+# --------------------------------------------------------------------------- index
+
+def edit_index_header(path, edit):
+    """Rewrite the JSON header of the index file at `path` with edit(header) -> header,
+    as a hand edit would (the body and its checksum are left as they are)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at = data.find(b"\n") + 1
+    (size,) = struct.unpack_from("<Q", data, at)
+    header = edit(json.loads(data[at + 8:at + 8 + size]))
+    head = json.dumps(header).encode("ascii")
+    with open(path, "wb") as f:
+        f.write(data[:at] + struct.pack("<Q", len(head)) + head + data[at + 8 + size:])
+
+
+@pytest.fixture(scope="module")
+def indexed(sample_release, tmp_path_factory):
+    """The index of the sample release, written by build.sh --index-only: its path."""
+    out = str(tmp_path_factory.mktemp("indexed") / "out")
+    r = build(sample_release[0], out, "--index-only")
+    assert r.returncode == 0, r.stderr
+    return os.path.join(out, "ilsvrc-source.index")
+
+
+def _pop(key):
+    return lambda h: {k: v for k, v in h.items() if k != key}
+
+
+def _rename_in_listing(old, new):
+    def edit(h):
+        entry = h["listings"][0]
+        entry[new] = entry.pop(old)
+        return h
+    return edit
+
+
+def _set(*path_and_value):
+    *path, value = path_and_value
+
+    def edit(h):
+        node = h
+        for p in path[:-1]:
+            node = node[p]
+        node[path[-1]] = value
+        return h
+    return edit
+
+
+def _shift_columns(h):
+    h["listings"][0]["columns"][0] -= 5        # names end 5 bytes early ...
+    h["listings"][0]["columns"][1] += 5        # ... and the groups start there
+    return h
+
+
+HAND_EDITS = [
+    (_pop("stats"), "header has no 'stats'"),
+    (_pop("listings"), "header has no 'listings'"),
+    (_pop("body"), "header has no 'body'"),
+    (_rename_in_listing("count", "images"), "header.listings[0] has no 'count'"),
+    (_rename_in_listing("root", "Root"), "header.listings[0] has no 'root'"),
+    (_set("meta", ["tar"]), "header.meta is [\"tar\"], not an object"),
+    (_set("listings", {}), "header.listings is {}, not a list"),
+    (_set("body", []), "header.body is [], not an object"),
+    (_set("stats", []), "header.stats is [], not an object"),
+    (_set("listings", 0, "count", "30"), "header.listings[0].count is \"30\""),
+    (_set("listings", 0, "columns", {"a": 1}), "header.listings[0].columns is"),
+    (_set("listings", 0, "containers", 0, "Slices"), "containers[0] is \"Slices\""),
+    (_set("listings", 0, "containers", 0, 2, "Tar"), "containers[0][2] is \"Tar\""),
+    (_set("listings", 0, "root", 5), "header.listings[0].root is 5"),
+    (_set("listings", 0, "inner_tars", "yes"), "inner_tars is \"yes\""),
+    (_set("body", "sha256", 12), "header.body.sha256 is 12"),
+    (_set("stats", "rel:ILSVRC2012_img_val.tar", {"size": 1}), "header.stats["),
+    (_set("version", 2), "header.format, .version"),
+    (_set("listings", 0, "count", 29), "header.listings[0].count is 29"),
+    (_set("listings", 1, "containers", []), "header.listings[1].containers"),
+    (_shift_columns, "header.listings[0].columns do not cut"),
+    (lambda h: [h], "header is [{"),
+    (lambda h: "index", "header is \"index\""),
+]
+
+
+@pytest.mark.parametrize("edit,words", HAND_EDITS, ids=[w for _, w in HAND_EDITS])
+def test_a_hand_edited_index_header_is_one_line(sample_release, indexed, tmp_path,
+                                                 edit, words):
+    path = str(tmp_path / "edited.index")
+    with open(indexed, "rb") as f, open(path, "wb") as g:
+        g.write(f.read())
+    edit_index_header(path, edit)
+    r = build(sample_release[0], str(tmp_path / "out"), "--index", path)
+    last = assert_user_error(r, path + " is not a valid index (", words, INDEX_FIX)
+    assert not os.path.exists(tmp_path / "out" / "train"), last
+
+
+def test_a_hand_edited_bucket_index_is_rebuilt_not_trusted(tmp_path, monkeypatch):
+    """A gs:// source's cached index that is not valid is walked again (as a stale
+    one is), never trusted."""
+    from ilsvrc.sources import cached, indexfile, listing
+    lst = listing.Listing("train")
+    lst.add("a.JPEG", "n01440764", -1, 0, 5)
+    cache, paths = str(tmp_path / "cache"), ["gs://b/t.tar"]
+    monkeypatch.setattr(cached, "object_stats", lambda p: {"gs://b/t.tar": [1, 1]})
+    walks = []
+
+    def walk():
+        walks.append(1)
+        return [lst]
+    cached.cached_listings(paths, walk, cache)
+    (name,) = os.listdir(cache)
+    edit_index_header(os.path.join(cache, name), _set("stats", {"rel:t.tar": [1, 1]}))
+    with pytest.raises(indexfile.BadIndex, match="stored relative"):
+        indexfile.load(os.path.join(cache, name), {"gs://b/t.tar": [1, 1]})
+    got = cached.cached_listings(paths, walk, cache)
+    assert list(got[0].names) == ["a.JPEG"] and len(walks) == 2
