@@ -10,6 +10,7 @@ holding another plan's images.
 import json
 import os
 import struct
+import sys
 
 import pytest
 
@@ -132,3 +133,39 @@ def test_a_hand_edited_bucket_index_is_rebuilt_not_trusted(tmp_path, monkeypatch
         indexfile.load(os.path.join(cache, name), {"gs://b/t.tar": [1, 1]})
     got = cached.cached_listings(paths, walk, cache)
     assert list(got[0].names) == ["a.JPEG"] and len(walks) == 2
+
+
+# --------------------------------------------------------------------------- --index
+
+def test_index_naming_a_missing_file_is_one_line(sample_release, tmp_path):
+    missing = str(tmp_path / "no.index")
+    r = build(sample_release[0], str(tmp_path / "out"), "--index", missing)
+    assert_user_error(r, "--index %s: no such file" % missing, "--index-only")
+    assert not os.path.exists(tmp_path / "out" / "train")
+    r = run_cmd([sys.executable, os.path.join(REPO, "official", "imagenet_to_gcs.py"),
+                 "--raw_data_dir", sample_release[0], "--nogcs_upload",
+                 "--local_scratch_dir", str(tmp_path / "o2"), "--num_workers", "0",
+                 "--index", missing])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "imagenet_to_gcs.py: error: --index %s: no such file. Write it first (the same "
+        "command with --index_only), correct the path, or drop --index to walk the "
+        "source" % missing)
+
+
+def test_index_only_writes_the_named_file_then_it_is_read(sample_release, tmp_path):
+    named = str(tmp_path / "sub" / "named.index")
+    r = build(sample_release[0], str(tmp_path / "out"), "--index-only", "--index", named)
+    assert r.returncode == 0 and os.path.isfile(named), r.stderr
+    r = build(sample_release[0], str(tmp_path / "out"), "--index", named, "--no-verify")
+    assert r.returncode == 0 and "index: read 42 images from %s" % named in r.stderr, \
+        r.stderr
+
+
+def test_a_hugging_face_copy_needs_no_index_file(tmp_path):
+    """For a Hugging Face copy --index only says where its spool goes."""
+    from ilsvrc.cli import options
+    from ilsvrc.sources import discover
+    hf = discover.Source("parquet", str(tmp_path / "t"), str(tmp_path / "v"),
+                         str(tmp_path))
+    options.check_index(str(tmp_path / "absent.index"), hf)

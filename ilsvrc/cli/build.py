@@ -72,6 +72,7 @@ def _convert(a, out, runner, task, index_file):
     listings = None
     if a.extract:
         tars = discover.find_source(a.dir, "tar")
+        options.check_index(a.index, tars)
         listings = official.extract_source(tars, runner, a.labels, sys.stderr,
                                            a.allow_custom_classes)
     if a.extract and a.source in ("auto", "tar"):
@@ -79,6 +80,7 @@ def _convert(a, out, runner, task, index_file):
         source, index_file = tars, None
     else:
         source = discover.find_source(a.dir, a.source)
+        options.check_index(a.index, source)
         listings = None
     official.convert(source, out, runner, check=a.check, do_verify=not a.no_verify,
                      label_file=a.labels, allow_custom=a.allow_custom_classes, task=task,
