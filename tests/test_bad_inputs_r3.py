@@ -169,3 +169,38 @@ def test_a_hugging_face_copy_needs_no_index_file(tmp_path):
     hf = discover.Source("parquet", str(tmp_path / "t"), str(tmp_path / "v"),
                          str(tmp_path))
     options.check_index(str(tmp_path / "absent.index"), hf)
+
+
+# --------------------------------------------------------------------------- TFDS
+
+TFDS_FILES = ("dataset_info.json", "features.json", "image-class-label.labels.txt")
+
+
+def _files(out, names):
+    found = {}
+    for name in names:
+        if os.path.exists(os.path.join(out, name)):
+            with open(os.path.join(out, name), "rb") as f:
+                found[name] = f.read()
+    return found
+
+
+def test_tfds_metadata_in_task_mode_is_written_by_the_last_task(sample_release, tmp_path):
+    """Every task succeeds; the one that finishes last (all shards there) writes the
+    metadata, the same as one run without tasks writes."""
+    src = sample_release[0]
+    out, plain = str(tmp_path / "tasks"), str(tmp_path / "plain")
+    first = build(src, out, "--tfds-metadata", "--task-index", "1", "--task-count", "2")
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+    assert "the task that finishes last writes %s/dataset_info.json" % out \
+        in first.stderr
+    assert _files(out, TFDS_FILES) == {}
+    last = build(src, out, "--tfds-metadata", "--task-index", "0", "--task-count", "2")
+    assert last.returncode == 0, last.stderr
+    assert "wrote TFDS metadata: %s/dataset_info.json" % out in last.stderr
+    r = build(src, plain, "--tfds-metadata", "--no-verify")
+    assert r.returncode == 0, r.stderr
+    want = _files(plain, TFDS_FILES)
+    assert len(want) == 3 and _files(out, TFDS_FILES) == want
+    r = run_cmd([os.path.join(REPO, "verify.sh"), "official", out])
+    assert r.returncode == 0 and "matches the shards" in r.stdout, r.stdout + r.stderr

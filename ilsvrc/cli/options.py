@@ -65,7 +65,8 @@ OPTIONS = (
            "missing", group="reader"),
     Option("tfds_metadata", ("--tfds-metadata", "--tfds_metadata"), bool, False,
            "also write TFDS metadata (dataset_info.json, features.json) so that "
-           "tfds.builder_from_directory(OUT) reads the shards", group="reader"),
+           "tfds.builder_from_directory(OUT) reads the shards (in task mode: the task "
+           "that finishes last writes it)", group="reader"),
 )
 
 
