@@ -204,3 +204,45 @@ def test_tfds_metadata_in_task_mode_is_written_by_the_last_task(sample_release, 
     assert len(want) == 3 and _files(out, TFDS_FILES) == want
     r = run_cmd([os.path.join(REPO, "verify.sh"), "official", out])
     assert r.returncode == 0 and "matches the shards" in r.stdout, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- verify
+
+def _problems(result):
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines()
+            if line.startswith("verify.sh: problem: ")]
+
+
+def test_a_shard_of_other_labels_says_what_to_do(official_sample, sample_release,
+                                                  tmp_path):
+    """Verified against labels it was not written with, a shard 'holds X, planned Y':
+    the line says that it was written from another source or label file, and what
+    to do about it."""
+    src = sample_release[0]
+    with open(os.path.join(src, "synset_labels.txt")) as f:
+        lines = f.read().split()
+    other = [lines[1], lines[0]] + lines[2:]          # images 1 and 2 swap synsets
+    assert other != lines
+    labels = tmp_path / "other_labels.txt"
+    labels.write_text("\n".join(other) + "\n")
+    r = run_cmd([os.path.join(REPO, "verify.sh"), "official", official_sample, "-j", "0",
+                 "--source", src, "--labels", str(labels)])
+    assert r.returncode == 1
+    found = _problems(r)
+    assert found and all("holds ILSVRC2012_val_0000000" in p for p in found), found
+    for p in found:
+        assert p.endswith("The shard was written from another source, label file or "
+                          "options: verify it with the --source (and --labels) it was "
+                          "converted from, or delete it and rerun the conversion to "
+                          "rewrite it."), p
+
+
+def test_a_shard_of_another_format_says_what_to_do(official_sample):
+    r = run_cmd([os.path.join(REPO, "verify.sh"), "slim", os.path.join(
+        official_sample, "validation"), "-j", "0"])
+    found = _problems(r)
+    records = [p for p in found if "keys differ from the format" in p]
+    assert r.returncode == 1 and records, found
+    assert all(p.endswith("delete it and rerun the conversion to rewrite it "
+                          "(./verify.sh: check the FORMAT given).") for p in records)
