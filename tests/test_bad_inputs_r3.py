@@ -246,3 +246,62 @@ def test_a_shard_of_another_format_says_what_to_do(official_sample):
     assert r.returncode == 1 and records, found
     assert all(p.endswith("delete it and rerun the conversion to rewrite it "
                           "(./verify.sh: check the FORMAT given).") for p in records)
+
+
+# --------------------------------------------------------------------------- Kaggle CSV
+
+KAGGLE_ZIP = "imagenet-object-localization-challenge.zip"
+
+
+def _kaggle_copy(sample_release, d, form, solution=None, mapping=None):
+    """The sample as a Kaggle copy (tree or zip) in `d`, with `solution` and `mapping`
+    as its LOC_val_solution.csv and LOC_synset_mapping.txt (str or bytes)."""
+    from kaggle_copy import loc_files, release_files, write_tree, write_zip
+    raw, manifest = sample_release
+    loc = loc_files(manifest["val"])
+    if solution is not None:
+        loc["LOC_val_solution.csv"] = solution
+    if mapping is not None:
+        loc["LOC_synset_mapping.txt"] = mapping
+    files = release_files(raw) + sorted(loc.items())
+    os.makedirs(d)
+    if form == "tree":
+        write_tree(d, files)
+        return os.path.join(d, "LOC_val_solution.csv")
+    write_zip(os.path.join(d, KAGGLE_ZIP), files)
+    return os.path.join(d, KAGGLE_ZIP) + ":LOC_val_solution.csv"
+
+
+@pytest.mark.parametrize("image", [
+    "foo", "1234567", "ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_0000001",
+    "ILSVRC2012_val_000000013", "ILSVRC2012_val_00000000", "ILSVRC2012_val_00050001",
+    " ILSVRC2012_val_00000013"])
+@pytest.mark.parametrize("form", ["tree", "zip"])
+def test_a_malformed_solution_row_stops_build_sh(sample_release, tmp_path, image, form):
+    """A row whose ImageId is no validation image number is not dropped: the run
+    stops naming the file and the line (as metalhead/prepare.py refuses it)."""
+    from kaggle_copy import solution_csv
+    text = solution_csv(sample_release[1]["val"])
+    lines = text.splitlines()
+    lines.insert(5, "%s,n01440764 1 2 3 4" % image)     # line 6 of the file
+    d = str(tmp_path / "kaggle")
+    where = _kaggle_copy(sample_release, d, form, "\n".join(lines) + "\n")
+    r = build(d, str(tmp_path / "out"))
+    assert_user_error(r, "%s line 6: %r is not an ImageId of the validation set "
+                      "(ILSVRC2012_val_00000001 .. ILSVRC2012_val_00050000, no suffix). "
+                      "Use the file from the Kaggle archive." % (where, image))
+    assert not os.path.exists(tmp_path / "out" / "train")
+
+
+@pytest.mark.parametrize("form", ["tree", "zip"])
+def test_a_byte_order_mark_is_stripped_as_from_label_files(sample_release, tmp_path,
+                                                           form):
+    from kaggle_copy import mapping_txt, solution_csv
+    d = str(tmp_path / "kaggle")
+    bom = "\ufeff".encode("utf-8")
+    where = _kaggle_copy(sample_release, d, form,
+                         bom + solution_csv(sample_release[1]["val"]).encode("utf-8"),
+                         bom + mapping_txt().encode("utf-8"))
+    r = build(d, str(tmp_path / "out"), "--no-verify")
+    assert r.returncode == 0, r.stderr
+    assert "validation labels from %s" % where in r.stderr

@@ -21,6 +21,7 @@ from ilsvrc.storage import cache
 SOLUTION, MAPPING = kagglezip.SOLUTION, kagglezip.MAPPING
 HEADER = ["ImageId", "PredictionString"]
 VAL_ID = re.compile(r"ILSVRC2012_val_(\d{8})")
+VAL_IMAGES = 50000     # ILSVRC2012_val_00000001 .. ILSVRC2012_val_00050000
 
 
 def check_synset(synset, where):
@@ -43,8 +44,10 @@ class FileLabels:
 
 
 def parse_mapping(text, where):
-    """Synsets of LOC_synset_mapping.txt text ('nXXXXXXXX words' per line), in order."""
+    """Synsets of LOC_synset_mapping.txt text ('nXXXXXXXX words' per line), in order;
+    a byte order mark is stripped, as from label files."""
     synsets, seen = [], {}
+    text = text[1:] if text.startswith(contract.BOM) else text
     for k, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -62,9 +65,12 @@ def parse_mapping(text, where):
 
 def parse_solution(text, where, known):
     """{ImageId: synset} of LOC_val_solution.csv text: the synset is the first token of
-    PredictionString; rows may come in any order.  `known` is the set of synsets of
-    LOC_synset_mapping.txt (`mapping_where` names it in errors)."""
+    PredictionString; rows may come in any order, each ImageId an image number of
+    the validation set (ILSVRC2012_val_NNNNNNNN, 1..50,000) once; a malformed row
+    stops the run.  A byte order mark is stripped, as from label files.  `known`:
+    the synsets of LOC_synset_mapping.txt (`known.where` names it in errors)."""
     rows, first = {}, {}
+    text = text[1:] if text.startswith(contract.BOM) else text
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header != HEADER:
@@ -80,6 +86,12 @@ def parse_solution(text, where, known):
             raise UserError("%s line %d: expected 'ImageId,<synset> <box> ...', got %r. "
                             "Use the file from the Kaggle archive." % (where, k, ",".join(row)))
         image, synset = row[0], tokens[0]
+        number = VAL_ID.fullmatch(image)
+        if not number or not 1 <= int(number.group(1)) <= VAL_IMAGES:
+            raise UserError("%s line %d: %r is not an ImageId of the validation set "
+                            "(ILSVRC2012_val_00000001 .. ILSVRC2012_val_%08d, no suffix). "
+                            "Use the file from the Kaggle archive."
+                            % (where, k, image, VAL_IMAGES))
         if image in rows:
             raise UserError("%s line %d names %s again (first on line %d); each image "
                             "needs exactly one row. Use the file from the Kaggle archive."
