@@ -10,6 +10,7 @@ holding another plan's images.
 import json
 import os
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -305,3 +306,94 @@ def test_a_byte_order_mark_is_stripped_as_from_label_files(sample_release, tmp_p
     r = build(d, str(tmp_path / "out"), "--no-verify")
     assert r.returncode == 0, r.stderr
     assert "validation labels from %s" % where in r.stderr
+
+
+# --------------------------------------------------------------------------- gs://
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gs_env(tmp_path, **extra):
+    env = dict(os.environ, ILSVRC_INDEX_DIR=str(tmp_path / "cache"), PYTHONPATH=REPO)
+    env.update(extra)
+    return env
+
+
+def _gs_build(tmp_path, src, out, *extra, env=None):
+    return subprocess.run([os.path.join(REPO, "build.sh"), src, "-o", out, "-j", "0",
+                           "--no-verify"] + list(extra), cwd=REPO, capture_output=True,
+                          text=True, env=env or _gs_env(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def label_bucket(gcs_emulator, sample_release):
+    """A bucket holding the sample's tars under rel/: its name."""
+    name = "r3-labels-%d" % os.getpid()
+    gcs_emulator.bucket(name)
+    gcs_emulator.upload_dir(name, "rel/", sample_release[0],
+                            ["ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"])
+    return name
+
+
+def _put(emu, bucket, name, text):
+    emu.client().bucket(bucket).blob(name).upload_from_string(text)
+
+
+def _good_labels(sample_release):
+    with open(os.path.join(sample_release[0], "synset_labels.txt")) as f:
+        return f.read()
+
+
+def test_a_bad_label_file_in_a_bucket_is_named_by_its_object_and_a_fix_is_read(
+        gcs_emulator, label_bucket, sample_release, tmp_path):
+    good = _good_labels(sample_release)
+    obj = "gs://%s/rel/synset_labels.txt" % label_bucket
+    _put(gcs_emulator, label_bucket, "rel/synset_labels.txt",
+         good.replace("\n", " \n", 1))                     # a trailing space on line 1
+    r = _gs_build(tmp_path, "gs://%s/rel" % label_bucket, str(tmp_path / "out"))
+    last = assert_user_error(r, "validation label file %s line 1 is " % obj,
+                             "Fix or remove that line.")
+    assert str(tmp_path / "cache") not in last
+    _put(gcs_emulator, label_bucket, "rel/synset_labels.txt", good)     # fixed
+    r = _gs_build(tmp_path, "gs://%s/rel" % label_bucket, str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "validation labels from %s" % obj in r.stderr
+
+
+def test_labels_from_a_bucket(gcs_emulator, label_bucket, sample_release, tmp_path):
+    """--labels gs://... is read from the bucket (a local source here)."""
+    obj = "gs://%s/labels/mine.txt" % label_bucket
+    _put(gcs_emulator, label_bucket, "labels/mine.txt", _good_labels(sample_release))
+    src = sample_release[0]
+    r = _gs_build(tmp_path, src, str(tmp_path / "out"), "--labels", obj)
+    assert r.returncode == 0, r.stderr
+    assert "validation labels from %s" % obj in r.stderr
+    r = _gs_build(tmp_path, src, str(tmp_path / "o2"), "--labels", obj + ".missing")
+    assert_user_error(r, "validation label file %s.missing: no such object" % obj)
+    r = _gs_build(tmp_path, src, str(tmp_path / "o3"), "--labels", obj, "--extract")
+    assert r.returncode == 2
+    assert_user_error(r, "--extract copies --labels into DIR/synset_labels.txt")
+
+
+def test_a_label_object_replaced_while_it_is_read_is_refused(monkeypatch, tmp_path):
+    from ilsvrc import storage
+    from ilsvrc.errors import UserError
+    from ilsvrc.storage import cache
+
+    class Store:
+        generation = 0
+
+        def stat(self, path, want_crc=False):
+            self.generation += 1
+            return storage.Info(path, 3, None, self.generation, {})
+
+        def read(self, path, offset, size):
+            return b"abc"
+    monkeypatch.setattr(storage, "_override", Store())
+    with pytest.raises(UserError, match=r"^gs://b/l.txt was replaced \(or removed\) "
+                       "while it was read"):
+        cache.fetch_small("gs://b/l.txt", str(tmp_path))

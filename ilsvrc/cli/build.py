@@ -44,8 +44,8 @@ def parse(argv):
                    "parquet, hf-tar: the Hugging Face copy (data/*.parquet or "
                    "data/*.tar.gz, unpacked once into OUT/ilsvrc-spool) "
                    "(default auto: the first of those found in DIR)")
-    p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
-                   "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
+    p.add_argument("--labels", metavar="FILE", help="validation label file, local or "
+                   "gs://BUCKET/OBJECT (default: DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
                    "the shipped one)")
     options.add_task_options(p)
     a = p.parse_args(argv)
@@ -58,6 +58,10 @@ def _checks(a, task, out):
     if task is not None and a.extract:
         raise UsageError("--extract does not combine with task mode: extract on one "
                          "machine first, then convert with tasks")
+    if a.extract and storage.is_remote(a.labels):
+        raise UsageError("--extract copies --labels into DIR/synset_labels.txt, which "
+                         "needs a local file: copy %s here first (gcloud storage cp)"
+                         % a.labels)
     if a.extract and storage.is_remote(a.dir):
         raise UserError("--extract unpacks into DIR, which must be a local directory "
                         "(not %s)" % a.dir)

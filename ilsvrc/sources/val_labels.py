@@ -43,6 +43,23 @@ class FileLabels:
         return self.lines
 
 
+def _bucket_labels(path, cache_dir, allow_custom):
+    """FileLabels of the label file `path` in a bucket (None: no such object), read
+    from the local copy storage.cache makes of it but named by its object, in the
+    log and in every error: that copy is made again from the object on every run,
+    so the object is what to fix."""
+    local = cache.fetch_small(path, cache_dir)
+    if local is None:
+        return None
+    try:
+        labels = FileLabels(local, allow_custom)
+    except UserError as err:
+        err.args = (str(err).replace(local, path),)
+        raise
+    labels.path = path
+    return labels
+
+
 def parse_mapping(text, where):
     """Synsets of LOC_synset_mapping.txt text ('nXXXXXXXX words' per line), in order;
     a byte order mark is stripped, as from label files."""
@@ -214,17 +231,24 @@ def _from_zip(archive, side_files=None):
 def choose(source, explicit=None, local_name=None, allow_custom=False, side_files=None,
            cache_dir=None):
     """The validation label source for `source` (a discover.Source): `explicit` when
-    given, else source.root/`local_name` when it exists (a bucket's copied into
-    index_dir(cache_dir)), else the Kaggle copy's LOC_val_solution.csv for a Kaggle
+    given (a local file or a gs:// object), else source.root/`local_name` when it
+    exists (an object is copied into index_dir(cache_dir) and named as itself), else the Kaggle copy's LOC_val_solution.csv for a Kaggle
     tree or zip (a zip's LOC_* members where the walk or the index recorded them:
     `side_files`, the validation listing's), else the shipped file."""
     raw_dir = source.root
+    if explicit and storage.is_remote(explicit):
+        labels = _bucket_labels(explicit, cache_dir, allow_custom)
+        if labels is None:
+            raise UserError("validation label file %s: no such object. Check the path "
+                            "(gcloud storage ls %s)." % (explicit, explicit))
+        return labels
     if explicit:
         return FileLabels(explicit, allow_custom)
-    if local_name and storage.is_remote(raw_dir):   # copied from the bucket when there
-        fetched = cache.fetch_small(storage.join(raw_dir, local_name), cache_dir)
-        if fetched:
-            return FileLabels(fetched, allow_custom)
+    if local_name and storage.is_remote(raw_dir):   # read from the bucket when there
+        labels = _bucket_labels(storage.join(raw_dir, local_name), cache_dir,
+                                allow_custom)
+        if labels is not None:
+            return labels
     elif local_name and os.path.isfile(os.path.join(raw_dir, local_name)):
         return FileLabels(os.path.join(raw_dir, local_name), allow_custom)
     if source.kind == "kaggle":
