@@ -397,3 +397,78 @@ def test_a_label_object_replaced_while_it_is_read_is_refused(monkeypatch, tmp_pa
     with pytest.raises(UserError, match=r"^gs://b/l.txt was replaced \(or removed\) "
                        "while it was read"):
         cache.fetch_small("gs://b/l.txt", str(tmp_path))
+
+
+CREDENTIAL_FILES = [
+    ("missing.json", None, "which does not exist"),
+    ("broken.json", b'{"type": "service_account", ', "which is not a JSON key file"),
+    ("empty.json", b"", "which is not a JSON key file"),
+    ("list.json", b"[1, 2]",
+     "which is not a credentials file (a JSON object with a \"type\")"),
+    ("dir", "dir", "which cannot be read (Is a directory)"),
+    ("fields.json", b'{"type": "service_account"}',
+     "which Google's auth library cannot load as credentials"),
+]
+
+
+@pytest.mark.parametrize("name,content,words", CREDENTIAL_FILES,
+                         ids=[c[0] for c in CREDENTIAL_FILES])
+def test_a_broken_credentials_file_is_named(sample_release, tmp_path, name, content,
+                                            words):
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    env = _gs_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(path))
+    env.pop("STORAGE_EMULATOR_HOST", None)
+    r = _gs_build(tmp_path, sample_release[0], "gs://some-bucket/x", env=env)
+    assert r.returncode == 1
+    assert_user_error(r, "no Google Cloud credentials for gs://some-bucket: run 'gcloud "
+                      "auth application-default login' and unset "
+                      "GOOGLE_APPLICATION_CREDENTIALS, or point it at a service-account "
+                      "key file: it names %s, %s. Then rerun." % (path, words))
+
+
+def test_an_unreachable_endpoint_fails_in_seconds_naming_it(sample_release, tmp_path):
+    import time
+    port = _free_port()                       # nothing listens there any more
+    endpoint = "http://127.0.0.1:%d" % port
+    env = _gs_env(tmp_path, STORAGE_EMULATOR_HOST=endpoint,
+                  GOOGLE_CLOUD_PROJECT="test-project")
+    for src, out, doing in ((sample_release[0], "gs://b/out", "writing to gs://b/out"),
+                            ("gs://b/in", str(tmp_path / "o"), "reading gs://b/in/")):
+        t = time.monotonic()
+        r = _gs_build(tmp_path, src, out, env=env)
+        took = time.monotonic() - t
+        assert_user_error(r, "cannot reach 127.0.0.1:%d (connection refused) while %s"
+                          % (port, doing), "STORAGE_EMULATOR_HOST=%s sends every "
+                          "request there: start the emulator, or fix or unset the "
+                          "variable, then rerun." % endpoint)
+        assert took < 30, took
+
+
+def test_connection_failures_are_retried_a_few_times_unless_the_endpoint_answered(
+        monkeypatch):
+    from ilsvrc.storage import base, gcs
+    import requests
+    err = requests.exceptions.ConnectionError("no")
+    err.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    out = gcs.classify(err, "gs://b/o", "reading")
+    assert isinstance(out, base.Unreachable)
+    assert str(out) == ("cannot reach Cloud Storage (connection refused) while reading "
+                        "gs://b/o: check this machine's network, DNS, proxy and firewall "
+                        "(Cloud Storage is storage.googleapis.com:443), then rerun.")
+    reset = gcs.classify(requests.exceptions.ConnectionError(ConnectionResetError()),
+                         "gs://b/o", "reading")
+    assert isinstance(reset, base.Transient) and not isinstance(reset, base.Unreachable)
+    for unreachable, calls in ((base.UNREACHABLE_RETRIES, 3), (base.RETRIES, 9)):
+        tries = []
+
+        def fail():
+            tries.append(1)
+            raise base.Unreachable("x")
+        with pytest.raises(base.Unreachable):
+            base.with_retries(fail, sleep=lambda s: None, unreachable=unreachable)
+        assert len(tries) == calls
