@@ -91,6 +91,8 @@ def run(argv):
             cached.write_index(discover.find_source(FLAGS.raw_data_dir, FLAGS.source),
                                runner, index_file, cache_dir)
             return 0
+    source = discover.find_source(FLAGS.raw_data_dir, FLAGS.source)
+    options.check_index(FLAGS.index, source, "--index_only")
     task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
     if uploading:   # fail before hours of work, not after
         conversion.refuse_remote_extras(destination, FLAGS.dali_index,
@@ -100,7 +102,6 @@ def run(argv):
     # task mode only the task's own shards (write.owned_shards), so each task
     # uploads exactly what it wrote
     with conversion.worker_pool(workers) as runner:
-        source = discover.find_source(FLAGS.raw_data_dir, FLAGS.source)
         official.convert(source, out, runner, check=FLAGS.image_check,
                          do_verify=FLAGS.verify, cache_dir=cache_dir,
                          allow_custom=FLAGS.allow_custom_classes,

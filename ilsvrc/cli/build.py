@@ -44,8 +44,8 @@ def parse(argv):
                    "parquet, hf-tar: the Hugging Face copy (data/*.parquet or "
                    "data/*.tar.gz, unpacked once into OUT/ilsvrc-spool) "
                    "(default auto: the first of those found in DIR)")
-    p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
-                   "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
+    p.add_argument("--labels", metavar="FILE", help="validation label file, local or "
+                   "gs://BUCKET/OBJECT (default: DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
                    "the shipped one)")
     options.add_task_options(p)
     a = p.parse_args(argv)
@@ -58,6 +58,10 @@ def _checks(a, task, out):
     if task is not None and a.extract:
         raise UsageError("--extract does not combine with task mode: extract on one "
                          "machine first, then convert with tasks")
+    if a.extract and storage.is_remote(a.labels):
+        raise UsageError("--extract copies --labels into DIR/synset_labels.txt, which "
+                         "needs a local file: copy %s here first (gcloud storage cp)"
+                         % a.labels)
     if a.extract and storage.is_remote(a.dir):
         raise UserError("--extract unpacks into DIR, which must be a local directory "
                         "(not %s)" % a.dir)
@@ -72,6 +76,7 @@ def _convert(a, out, runner, task, index_file):
     listings = None
     if a.extract:
         tars = discover.find_source(a.dir, "tar")
+        options.check_index(a.index, tars)
         listings = official.extract_source(tars, runner, a.labels, sys.stderr,
                                            a.allow_custom_classes)
     if a.extract and a.source in ("auto", "tar"):
@@ -79,6 +84,7 @@ def _convert(a, out, runner, task, index_file):
         source, index_file = tars, None
     else:
         source = discover.find_source(a.dir, a.source)
+        options.check_index(a.index, source)
         listings = None
     official.convert(source, out, runner, check=a.check, do_verify=not a.no_verify,
                      label_file=a.labels, allow_custom=a.allow_custom_classes, task=task,

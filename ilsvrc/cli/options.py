@@ -9,6 +9,7 @@ from typing import NamedTuple
 from ilsvrc import contract, pool, tasks
 from ilsvrc.errors import UsageError
 from ilsvrc.records import image
+from ilsvrc.sources import hfcopy
 
 
 class Option(NamedTuple):
@@ -49,8 +50,9 @@ OPTIONS = (
     Option("task_count", ("--task-count", "--task_count"), int, None,
            "number of tasks (0 or 1: an ordinary run)", group="task", metavar="N"),
     Option("index", ("--index",), str, None,
-           "source index file to read (default: ilsvrc-source.index in the output "
-           "directory when it exists; without one the source is walked)",
+           "source index file to read; a FILE named here must exist (write it with "
+           "--index-only) (default: ilsvrc-source.index in the output directory when it "
+           "exists; without one the source is walked)",
            group="task", metavar="FILE"),
     Option("index_only", ("--index-only", "--index_only"), bool, False,
            "only walk the source and write its index file (to --index FILE, default "
@@ -63,7 +65,8 @@ OPTIONS = (
            "missing", group="reader"),
     Option("tfds_metadata", ("--tfds-metadata", "--tfds_metadata"), bool, False,
            "also write TFDS metadata (dataset_info.json, features.json) so that "
-           "tfds.builder_from_directory(OUT) reads the shards", group="reader"),
+           "tfds.builder_from_directory(OUT) reads the shards (in task mode: the task "
+           "that finishes last writes it)", group="reader"),
 )
 
 
@@ -137,6 +140,20 @@ def refuse_bucket(path, flag):
         raise UsageError("%s %s: must be a local directory (a bucket goes in "
                          "--gcs_output_path)" % (flag, path))
     return path
+
+
+def check_index(given, source, only="--index-only"):
+    """A source index file the user named (--index FILE) must be there: it is read,
+    never walked around in silence.  Not checked for `only` (--index-only, which
+    writes it) nor for a Hugging Face copy (whose spool goes beside that path)."""
+    if not given or source.kind in hfcopy.KINDS or os.path.exists(given):
+        return
+    if source.remote:
+        raise UsageError("--index %s: no such file; a gs:// source keeps its own index "
+                         "in the cache directory, so drop --index" % given)
+    raise UsageError("--index %s: no such file. Write it first (the same command with "
+                     "%s), correct the path, or drop --index to walk the source"
+                     % (given, only))
 
 
 def workers(num_workers, flag="--num_workers"):

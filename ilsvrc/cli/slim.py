@@ -148,6 +148,7 @@ def convert_main(argv):
         with pool.Pool(a.workers) as runner:
             cached.write_index(source, runner, index_file)
             return 0
+    options.check_index(a.index, source)
     task = options.resolve_task(a.task_index, a.task_count, CONVERT)
     if task is not None and a.extract:
         raise UsageError("--extract does not combine with task mode: extract on one "

@@ -111,9 +111,25 @@ def _write(path, text):
     atomic_write(path, text)
 
 
+def unfinished(splits):
+    """The shards of `splits` not (yet) under their final name."""
+    return [s.path(k) for s in splits for k in range(s.num_shards)
+            if not os.path.exists(s.path(k))]
+
+
 def write(root, fmt, splits, schema, class_names, log=None):
     """Write the three metadata files into `root` after a finished conversion.
-    class_names: the synset of label 1, 2, ... in order."""
+    class_names: the synset of label 1, 2, ... in order.  In task mode each task
+    calls it when its own shards are done: it writes when every shard of the plan
+    is there (the task that finishes last does), else says so and leaves it."""
+    waiting = unfinished(splits)
+    if waiting:
+        if log is not None:
+            log.write("TFDS metadata: %d of the %d shards (%s, ...) are not written yet, "
+                      "by the other tasks; the task that finishes last writes %s\n"
+                      % (len(waiting), sum(s.num_shards for s in splits),
+                         os.path.basename(waiting[0]), os.path.join(root, INFO_FILE)))
+        return False
     names = [BACKGROUND] + list(class_names)
     try:
         _write(os.path.join(root, labels_file_name()), "".join(n + "\n" for n in names))
@@ -128,6 +144,7 @@ def write(root, fmt, splits, schema, class_names, log=None):
     if log is not None:
         log.write("wrote TFDS metadata: %s (tfds.builder_from_directory(%r))\n"
                   % (os.path.join(root, INFO_FILE), root))
+    return True
 
 
 def check(root, layout, counts):

@@ -45,7 +45,8 @@ from array import array
 
 from ilsvrc import fsutil
 from ilsvrc.errors import UserError
-from ilsvrc.sources import containers, listing, remote
+from ilsvrc.sources import containers, indexcheck, listing, remote
+from ilsvrc.sources.indexcheck import Invalid
 
 MAGIC = b"ILSVRC-SOURCE-INDEX "
 VERSION = 1
@@ -67,6 +68,11 @@ class BadIndex(UserError):
     """Not an index file, an unknown version, or damaged."""
 
 
+def _bad(where, why):
+    return BadIndex("%s is not a valid index (%s): rebuild it with --index-only (or "
+                    "delete it)." % (where, why))
+
+
 # --------------------------------------------------------------------------- paths
 
 def _rel(path, base):
@@ -83,7 +89,8 @@ def _join(path, relative, base):
     if not relative or path is None:
         return path
     if base is None:
-        raise ValueError("index stores paths relative to a base: load it with base=")
+        raise Invalid("%s is stored relative to a source directory, which this index "
+                      "has none of" % indexcheck.show(path))
     return os.path.join(base, path)
 
 
@@ -198,6 +205,10 @@ def _header(data, where):
         header = json.loads(data[at + 8:at + 8 + hlen].decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise BadIndex("%s: damaged index header. %s" % (where, fix))
+    try:
+        indexcheck.header(header, VERSION, _KINDS)
+    except Invalid as err:
+        raise _bad(where, err)
     return header, data[at + 8 + hlen:]
 
 
@@ -211,29 +222,46 @@ def _stats_of(header, base):
 
 def recorded_stats(data, base=None, where="index"):
     """{key: [size, stamp]} recorded in an index's bytes (no staleness check)."""
-    return _stats_of(_header(data, where)[0], base)
+    try:
+        return _stats_of(_header(data, where)[0], base)
+    except Invalid as err:
+        raise _bad(where, err)
 
 
 def loads(data, expected_source_stats, meta=None, base=None, where="index"):
     """The listings stored in `data`; StaleIndex if the source changed since."""
     header, packed = _header(data, where)
-    if meta is not None and header.get("meta") != meta:
+    if meta is not None and header["meta"] != meta:
         raise StaleIndex("%s describes another source (%s), not this one (%s). %s"
-                         % (where, _describe(header.get("meta")), _describe(meta), FIX))
-    _check_fresh(header, expected_source_stats, base, where)
+                         % (where, _describe(header["meta"]), _describe(meta), FIX))
+    try:
+        _check_fresh(header, expected_source_stats, base, where)
+        return _body(header, packed, base, where)
+    except Invalid as err:
+        raise _bad(where, err)
+
+
+def _body(header, packed, base, where):
+    """The listings of the (checksummed) body, cut by the header's column lengths."""
     body = header["body"]
     if len(packed) != body["bytes"] or \
             hashlib.sha256(packed).hexdigest() != body["sha256"]:
         raise BadIndex("%s is damaged (checksum mismatch; truncated copy?). %s"
                        % (where, FIX))
-    raw = zlib.decompress(packed)
+    try:
+        raw = zlib.decompress(packed)
+    except zlib.error as err:
+        raise Invalid("its body does not inflate: %s" % err)
+    cut = sum(sum(entry["columns"]) for entry in header["listings"])
+    if len(raw) != body["raw_bytes"] or cut != len(raw):
+        raise Invalid("its columns add up to %d bytes, its body holds %d" % (cut, len(raw)))
     listings, pos = [], 0
-    for entry in header["listings"]:
+    for i, entry in enumerate(header["listings"]):
         parts = []
         for n in entry["columns"]:
             parts.append(raw[pos:pos + n])
             pos += n
-        listings.append(_listing(entry, parts, base, where))
+        listings.append(_listing(entry, parts, base, "header.listings[%d]" % i))
     return listings
 
 
@@ -254,29 +282,30 @@ def _check_fresh(header, expected_source_stats, base, where):
             else:
                 what = "was modified"
             raise StaleIndex("%s is stale: %s %s since the index was written %s. %s"
-                             % (where, key, what, header.get("created", ""), FIX))
+                             % (where, key, what, header["created"], FIX))
 
 
-def _listing(entry, parts, base, where):
-    """One Listing from its header entry and its six body columns."""
+def _listing(entry, parts, base, name):
+    """One Listing from its header entry and its six body columns (Invalid when the
+    header's column lengths or counts do not cut them as they were written)."""
     names, groups, gid, cid, deltas, sizes = parts
+    try:
+        names = json.loads(names.decode("ascii"))
+        groups = json.loads(groups.decode("ascii"))
+        size = _from_le(sizes, "q")
+        cols = [_from_le(gid, "I"), _from_le(cid, "i"), size,
+                _offsets(_from_le(deltas, "q"), size)]
+    except (ValueError, OverflowError, TypeError):
+        raise Invalid("%s.columns do not cut its columns where they were written"
+                      % name)
+    indexcheck.columns(entry, names, groups, cols, name)
     lst = listing.Listing(entry["split"])
-    lst.names = json.loads(names.decode("ascii"))
-    for g in json.loads(groups.decode("ascii")):
+    lst.names = names
+    for g in groups:
         lst.group_id(g)
-    lst.group = _from_le(gid, "I")
-    lst.container = _from_le(cid, "i")
-    lst.size = _from_le(sizes, "q")
-    lst.offset = _offsets(_from_le(deltas, "q"), lst.size)
-    n = entry["count"]
-    if not (len(lst.names) == len(lst.group) == len(lst.container) ==
-            len(lst.size) == len(lst.offset) == n):
-        raise BadIndex("%s is damaged (column lengths differ). %s" % (where, FIX))
-    lst.containers = []
-    for path, rel, kind in entry["containers"]:
-        if kind not in _KINDS:
-            raise BadIndex("%s: unknown container kind %r. %s" % (where, kind, FIX))
-        lst.containers.append(_KINDS[kind](_join(path, rel, base)))
+    lst.group, lst.container, lst.size, lst.offset = cols
+    lst.containers = [_KINDS[kind](_join(path, rel, base))
+                      for path, rel, kind in entry["containers"]]
     lst.root = _join(entry["root"], entry["root_relative"], base)
     lst.inner_tars, lst.files_flat = entry["inner_tars"], entry["files_flat"]
     side = entry.get("side_files")

@@ -21,6 +21,7 @@ from ilsvrc.storage import cache
 SOLUTION, MAPPING = kagglezip.SOLUTION, kagglezip.MAPPING
 HEADER = ["ImageId", "PredictionString"]
 VAL_ID = re.compile(r"ILSVRC2012_val_(\d{8})")
+VAL_IMAGES = 50000     # ILSVRC2012_val_00000001 .. ILSVRC2012_val_00050000
 
 
 def check_synset(synset, where):
@@ -42,9 +43,28 @@ class FileLabels:
         return self.lines
 
 
+def _bucket_labels(path, cache_dir, allow_custom):
+    """FileLabels of the label file `path` in a bucket (None: no such object), read
+    from the local copy storage.cache makes of it but named by its object, in the
+    log and in every error: that copy is made again from the object on every run,
+    so the object is what to fix."""
+    local = cache.fetch_small(path, cache_dir)
+    if local is None:
+        return None
+    try:
+        labels = FileLabels(local, allow_custom)
+    except UserError as err:
+        err.args = (str(err).replace(local, path),)
+        raise
+    labels.path = path
+    return labels
+
+
 def parse_mapping(text, where):
-    """Synsets of LOC_synset_mapping.txt text ('nXXXXXXXX words' per line), in order."""
+    """Synsets of LOC_synset_mapping.txt text ('nXXXXXXXX words' per line), in order;
+    a byte order mark is stripped, as from label files."""
     synsets, seen = [], {}
+    text = text[1:] if text.startswith(contract.BOM) else text
     for k, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -62,9 +82,12 @@ def parse_mapping(text, where):
 
 def parse_solution(text, where, known):
     """{ImageId: synset} of LOC_val_solution.csv text: the synset is the first token of
-    PredictionString; rows may come in any order.  `known` is the set of synsets of
-    LOC_synset_mapping.txt (`mapping_where` names it in errors)."""
+    PredictionString; rows may come in any order, each ImageId an image number of
+    the validation set (ILSVRC2012_val_NNNNNNNN, 1..50,000) once; a malformed row
+    stops the run.  A byte order mark is stripped, as from label files.  `known`:
+    the synsets of LOC_synset_mapping.txt (`known.where` names it in errors)."""
     rows, first = {}, {}
+    text = text[1:] if text.startswith(contract.BOM) else text
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header != HEADER:
@@ -80,6 +103,12 @@ def parse_solution(text, where, known):
             raise UserError("%s line %d: expected 'ImageId,<synset> <box> ...', got %r. "
                             "Use the file from the Kaggle archive." % (where, k, ",".join(row)))
         image, synset = row[0], tokens[0]
+        number = VAL_ID.fullmatch(image)
+        if not number or not 1 <= int(number.group(1)) <= VAL_IMAGES:
+            raise UserError("%s line %d: %r is not an ImageId of the validation set "
+                            "(ILSVRC2012_val_00000001 .. ILSVRC2012_val_%08d, no suffix). "
+                            "Use the file from the Kaggle archive."
+                            % (where, k, image, VAL_IMAGES))
         if image in rows:
             raise UserError("%s line %d names %s again (first on line %d); each image "
                             "needs exactly one row. Use the file from the Kaggle archive."
@@ -202,17 +231,24 @@ def _from_zip(archive, side_files=None):
 def choose(source, explicit=None, local_name=None, allow_custom=False, side_files=None,
            cache_dir=None):
     """The validation label source for `source` (a discover.Source): `explicit` when
-    given, else source.root/`local_name` when it exists (a bucket's copied into
-    index_dir(cache_dir)), else the Kaggle copy's LOC_val_solution.csv for a Kaggle
+    given (a local file or a gs:// object), else source.root/`local_name` when it
+    exists (an object is copied into index_dir(cache_dir) and named as itself), else the Kaggle copy's LOC_val_solution.csv for a Kaggle
     tree or zip (a zip's LOC_* members where the walk or the index recorded them:
     `side_files`, the validation listing's), else the shipped file."""
     raw_dir = source.root
+    if explicit and storage.is_remote(explicit):
+        labels = _bucket_labels(explicit, cache_dir, allow_custom)
+        if labels is None:
+            raise UserError("validation label file %s: no such object. Check the path "
+                            "(gcloud storage ls %s)." % (explicit, explicit))
+        return labels
     if explicit:
         return FileLabels(explicit, allow_custom)
-    if local_name and storage.is_remote(raw_dir):   # copied from the bucket when there
-        fetched = cache.fetch_small(storage.join(raw_dir, local_name), cache_dir)
-        if fetched:
-            return FileLabels(fetched, allow_custom)
+    if local_name and storage.is_remote(raw_dir):   # read from the bucket when there
+        labels = _bucket_labels(storage.join(raw_dir, local_name), cache_dir,
+                                allow_custom)
+        if labels is not None:
+            return labels
     elif local_name and os.path.isfile(os.path.join(raw_dir, local_name)):
         return FileLabels(os.path.join(raw_dir, local_name), allow_custom)
     if source.kind == "kaggle":

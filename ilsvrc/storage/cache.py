@@ -18,14 +18,21 @@ def index_dir(cache_dir=None):
 
 def fetch_small(path, cache_dir=None, limit=16 << 20):
     """Copy a small object (a label file) into index_dir(cache_dir); its local path,
-    or None when there is no such object."""
-    info = store_for(path).stat(path)
+    or None when there is no such object.  The object is read on every call (a copy
+    is never reused), into a folder of its name and generation: a replaced object is
+    a new copy, and one replaced while it was read is refused."""
+    store = store_for(path)
+    info = store.stat(path)
     if info is None:
         return None
     if info.size > limit:
         raise UserError("%s is %d bytes; a label file is far smaller. Check the path."
                         % (path, info.size))
-    data = store_for(path).read(path, 0, info.size)
+    data = store.read(path, 0, info.size)
+    after = store.stat(path)
+    if after is None or (after.generation, after.size) != (info.generation, info.size):
+        raise UserError("%s was replaced (or removed) while it was read. Rerun once "
+                        "it is no longer being written." % path)
     d = os.path.join(index_dir(cache_dir), "files-" + hashlib.sha256(
         repr((path, info.generation)).encode()).hexdigest()[:16])
     local = os.path.join(d, path.rsplit("/", 1)[-1])

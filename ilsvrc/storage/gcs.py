@@ -4,13 +4,16 @@ exact ranged reads, retries with backoff on 429, 5xx and dropped connections, an
 classification of every other failure into one UserError line naming the bucket and
 the fix (credentials are never printed)."""
 
+import json
 import os
+import socket
 import threading
 
 from ilsvrc import crc32c
 from ilsvrc.errors import UserError
-from ilsvrc.storage.base import (GS, RETRIES, Exists, Info, Transient, short_read,
-                                 split_path, with_retries)
+from ilsvrc.storage.base import (GS, RETRIES, UNREACHABLE_RETRIES, Exists, Info,
+                                 Transient, Unreachable, short_read, split_path,
+                                 with_retries)
 
 READS_IN_FLIGHT = 8           # ranged reads each worker keeps going
 
@@ -32,6 +35,89 @@ def _gcs_modules():
     return storage, exceptions, auth_exceptions
 
 
+CREDENTIALS_VAR = "GOOGLE_APPLICATION_CREDENTIALS"
+EMULATOR_VAR = "STORAGE_EMULATOR_HOST"
+
+
+def credentials_file_problem():
+    """(path, what is wrong) when $GOOGLE_APPLICATION_CREDENTIALS names a file that
+    is no credentials file (missing, unreadable, not a JSON object with a "type");
+    None when it is unset or looks like one.  Never shows the file's content."""
+    path = os.environ.get(CREDENTIALS_VAR)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(1 << 20)
+    except FileNotFoundError:
+        return path, "which does not exist"
+    except OSError as err:
+        return path, "which cannot be read (%s)" % (err.strerror or err)
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return path, "which is not a JSON key file"
+    if type(info) is not dict or not isinstance(info.get("type"), str):
+        return path, "which is not a credentials file (a JSON object with a \"type\")"
+    return None
+
+
+def _no_credentials(bucket, refused=False):
+    """The one line for credentials that cannot be loaded (`refused`: the library
+    refused a file that looks like one)."""
+    problem = credentials_file_problem()
+    if problem is None and refused and os.environ.get(CREDENTIALS_VAR):
+        problem = (os.environ[CREDENTIALS_VAR],
+                   "which Google's auth library cannot load as credentials")
+    if problem is None:
+        return UserError("no Google Cloud credentials for %s: %s, then rerun."
+                         % (bucket, ADC_FIX))
+    return UserError("no Google Cloud credentials for %s: run 'gcloud auth "
+                     "application-default login' and unset %s, or point it at a "
+                     "service-account key file: it names %s, %s. Then rerun."
+                     % (bucket, CREDENTIALS_VAR, problem[0], problem[1]))
+
+
+_CONNECT_FAILURES = ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError",
+                     "ConnectTimeout")
+
+
+def _unreachable(err):
+    """(host:port or None, why) when `err` says no connection could be made
+    (refused, unknown host, connect timeout); None for any other error."""
+    seen, stack, why, where = set(), [err], None, None
+    while stack:
+        x = stack.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, ConnectionRefusedError):
+            why = "connection refused"
+        elif isinstance(x, socket.gaierror):
+            why = "the host name does not resolve"
+        elif type(x).__name__ in _CONNECT_FAILURES:
+            why = why or "no connection could be made"
+            conn = x.__dict__.get("conn")
+            if getattr(conn, "host", None):
+                where = "%s:%s" % (conn.host, conn.port)
+        stack.extend([x.__cause__, x.__context__, getattr(x, "reason", None)]
+                     + [a for a in getattr(x, "args", ()) if isinstance(a, BaseException)])
+    return None if why is None else (where, why)
+
+
+def _unreachable_line(found, path, doing):
+    where, why = found
+    emulator = os.environ.get(EMULATOR_VAR)
+    if emulator:
+        fix = ("%s=%s sends every request there: start the emulator, or fix or unset "
+               "the variable" % (EMULATOR_VAR, emulator))
+    else:
+        fix = ("check this machine's network, DNS, proxy and firewall (Cloud Storage "
+               "is storage.googleapis.com:443)")
+    return Unreachable("cannot reach %s (%s) while %s %s: %s, then rerun."
+                       % (where or emulator or "Cloud Storage", why, doing, path, fix))
+
+
 def classify(err, path, doing):
     """The exception to raise for `err` (a client, auth or network error) met while
     `doing` on `path`: Transient, Exists, or a one-line UserError.  Never includes
@@ -41,13 +127,15 @@ def classify(err, path, doing):
     code = getattr(err, "code", None)
     first = (str(getattr(err, "message", "") or err).strip().splitlines() or [""])[0]
     if isinstance(err, auth_exc.DefaultCredentialsError):
-        return UserError("no Google Cloud credentials for %s: %s, then rerun."
-                         % (bucket, ADC_FIX))
+        return _no_credentials(bucket, refused=True)
     if isinstance(err, auth_exc.RefreshError):
         return UserError("the Google Cloud credentials were refused while %s %s "
                          "(expired or revoked): %s, then rerun." % (doing, bucket, ADC_FIX))
     if isinstance(err, exc.PreconditionFailed):
         return Exists(path)
+    found = _unreachable(err)
+    if found is not None:
+        return _unreachable_line(found, path, doing)
     if isinstance(err, exc.TooManyRequests) or (isinstance(code, int) and code >= 500) \
             or isinstance(err, (exc.ServerError, exc.RetryError,
                                 ConnectionError, TimeoutError, auth_exc.TransportError)):
@@ -91,6 +179,7 @@ class GcsStore:
 
     def __init__(self, project=None):
         self.project = project
+        self.reached = False    # the endpoint has answered this process
 
     def _client(self, path=GS + "?"):
         key = (os.getpid(), self.project)
@@ -101,6 +190,8 @@ class GcsStore:
                 try:
                     client = storage.Client(project=self.project)
                 except Exception as err:
+                    if credentials_file_problem() is not None:
+                        raise _no_credentials(GS + split_path(path)[0])
                     raise self._translate(err, path, "opening")
                 try:  # room for the reads each worker keeps in flight
                     import requests.adapters
@@ -122,13 +213,18 @@ class GcsStore:
     def _call(self, path, doing, fn):
         def once():
             try:
-                return fn()
+                got = fn()
             except (UserError, Exists, Transient):
                 raise
             except Exception as err:
                 raise self._translate(err, path, doing)
-        try:
-            return with_retries(once)
+            self.reached = True
+            return got
+        try:   # once the endpoint has answered, a lost connection is a blip
+            return with_retries(once, unreachable=RETRIES if self.reached else
+                                UNREACHABLE_RETRIES)
+        except Unreachable as err:
+            raise UserError(str(err))
         except Transient as err:
             raise UserError("gs://%s: still failing after %d retries (%s). If it is 429 "
                             "(rate limit), rerun with fewer workers; finished shards are "

@@ -20,6 +20,13 @@ from ilsvrc.records import checks, features, planned, tfrecord
 from ilsvrc.sources import containers, reading, remote
 
 
+PLAN_FIX = ("The shard was written from another source, label file or options: verify "
+            "it with the --source (and --labels) it was converted from, or delete it and "
+            "rerun the conversion to rewrite it.")
+RECORD_FIX = ("It is damaged, or a shard of another format: delete it and rerun the "
+              "conversion to rewrite it (./verify.sh: check the FORMAT given).")
+
+
 class VerifyJob(NamedTuple):
     """One shard to re-read (pickled to a worker)."""
     prefix: str                       # the split's file prefix, for the tally
@@ -120,13 +127,16 @@ def read_shard(job):
             try:
                 feats = features.decode(payload, copy=False)
             except features.DecodeError as err:
-                raise UserError("%s: not an Example (%s)" % (where, err))
+                raise UserError("%s: not an Example (%s). %s" % (where, err, RECORD_FIX))
             problems = checks.check_record(feats, job.schema, job.label_range)
-            problems += _against_plan(feats, job.expected, n)
-            if not problems and source is not None:
-                problems = source.differences(payload, n)
-            if problems:
-                raise UserError("%s: %s" % (where, "; ".join(problems)))
+            unplanned = _against_plan(feats, job.expected, n)
+            if problems or unplanned:
+                raise UserError("%s: %s. %s" % (where, "; ".join(problems + unplanned),
+                                                RECORD_FIX if problems else PLAN_FIX))
+            if source is not None:
+                differs = source.differences(payload, n)
+                if differs:
+                    raise UserError("%s: %s" % (where, "; ".join(differs)))
             checks.note_label(pairs, feats)
             n += 1
             nbytes += len(payload) + 16
@@ -139,8 +149,8 @@ def read_shard(job):
         if source is not None:
             source.close()
     if job.expected is not None and n != len(job.expected):
-        raise UserError("%s holds %d records, planned %d. Delete it and rerun the "
-                        "conversion." % (job.path, n, len(job.expected)))
+        raise UserError("%s holds %d records, planned %d. %s"
+                        % (job.path, n, len(job.expected), PLAN_FIX))
     return n, nbytes, pairs
 
 

@@ -92,20 +92,23 @@ def run(argv):
                          "process_bounding_boxes.py, or pass --bounding_box_file='' to "
                          "write empty box lists" % bbox_file)
     workers = options.workers(FLAGS.num_workers)
-    index_file = None
+    index_file = source = None
     if FLAGS.source_dir is not None:
         index_file = cached.index_path(FLAGS.index, FLAGS.output_directory)
+        source = discover.find_source(FLAGS.source_dir)
     elif FLAGS.index_only or FLAGS.index:
         raise UsageError("--index and --index_only need --source_dir (the tars)")
     if FLAGS.index_only:
         with pool.Pool(workers) as runner:
-            cached.write_index(discover.find_source(FLAGS.source_dir), runner, index_file)
+            cached.write_index(source, runner, index_file)
             return 0
+    if source is not None:
+        options.check_index(FLAGS.index, source, "--index_only")
     task = options.resolve_task(FLAGS.task_index, FLAGS.task_count, PROG)
     with conversion.worker_pool(workers) as runner:
         slim.convert(
             FLAGS.output_directory, runner, train_dir=FLAGS.train_directory,
-            val_dir=FLAGS.validation_directory, source_dir=FLAGS.source_dir,
+            val_dir=FLAGS.validation_directory, source_dir=source,
             labels_file=_default_or_shipped("labels_file", shipped.SYNSETS_FILE),
             metadata_file=_default_or_shipped("imagenet_metadata_file", shipped.METADATA_FILE),
             bbox_file=bbox_file, val_label_file=FLAGS.validation_labels_file,
