@@ -33,7 +33,7 @@ import sys
 
 from ilsvrc import pool, storage, tasks
 from ilsvrc.formats import registry, official, report, slim
-from ilsvrc.sources import cached, spool
+from ilsvrc.sources import cached, discover, spool
 from ilsvrc.write import lock
 from ilsvrc.verify import checksums
 from ilsvrc.verify.inventory import check_reader_files, check_shards, inventory
@@ -104,6 +104,8 @@ def describe(count, prefix):
 
 def _plan_source(a, fmt, runner, log):
     """--source: the splits the conversion planned from it."""
+    options.check_index(a.index, discover.find_source(a.source),
+                        "./build.sh ... --index-only")
     splits = PLANNERS[fmt.name](a.source, a.out_dir, runner, a.labels, a.num_threads,
                                 a.allow_custom_classes, cached.index_path(a.index,
                                                                           a.out_dir))
