@@ -437,7 +437,7 @@ def test_an_unreachable_endpoint_fails_in_seconds_naming_it(sample_release, tmp_
     env = _gs_env(tmp_path, STORAGE_EMULATOR_HOST=endpoint,
                   GOOGLE_CLOUD_PROJECT="test-project")
     for src, out, doing in ((sample_release[0], "gs://b/out", "writing to gs://b/out"),
-                            ("gs://b/in", str(tmp_path / "o"), "reading gs://b/in/")):
+                            ("gs://b/in", str(tmp_path / "o"), "reading gs://b/in")):
         t = time.monotonic()
         r = _gs_build(tmp_path, src, out, env=env)
         took = time.monotonic() - t
