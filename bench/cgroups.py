@@ -8,7 +8,8 @@ read and write), plus a sampler of both over time.
         sampler.stop()
         g.disk_bytes()                   # (read, written) by the phase's processes
 
-Needs root and cgroup v1 controllers mounted at /sys/fs/cgroup/{memory,blkio}.
+Needs root and cgroup v1 controllers mounted at /sys/fs/cgroup/{memory,blkio};
+a cpuacct group (where it can be made) gives CPU seconds over any window.
 This kernel counts a blkio group's bytes only while blk-throttle is active for it,
 so the group gets a read limit no disk reaches (100 TB/s).  Reads are counted by
 blkio (the disk reads the group's processes issued, readahead included).  Writes
@@ -26,6 +27,7 @@ import threading
 import time
 
 MEMORY, BLKIO = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/blkio"
+CPUACCT = "/sys/fs/cgroup/cpuacct"
 NO_LIMIT_BPS = 10 ** 14
 
 
@@ -75,6 +77,11 @@ class Phase:
                        "%s %d" % (self.disk, NO_LIMIT_BPS))
             except OSError:
                 self.blk = None
+        self.cpu = os.path.join(CPUACCT, name)
+        try:
+            os.mkdir(self.cpu)
+        except OSError:
+            self.cpu = None
 
     def __enter__(self):
         return self
@@ -85,7 +92,7 @@ class Phase:
     def wrap(self, cmd):
         """cmd, started by a shell that first writes its own pid into the groups."""
         joins = " && ".join("echo $$ > %s" % shlex.quote(os.path.join(d, "cgroup.procs"))
-                            for d in (self.mem, self.blk) if d)
+                            for d in (self.mem, self.blk, self.cpu) if d)
         return ["sh", "-c", joins + ' && exec "$@"', "sh"] + list(cmd)
 
     def pids(self):
@@ -106,6 +113,12 @@ class Phase:
                 got[parts[1]] += int(parts[2])
         return got["Read"], got["Write"]
 
+    def cpu_seconds(self):
+        """CPU seconds (user + system) of the group so far, or None."""
+        if not self.cpu:
+            return None
+        return int(_read(os.path.join(self.cpu, "cpuacct.usage"))) / 1e9
+
     def memory(self):
         """{anon, cache, peak (usage incl. cache), failcnt} of the memory group."""
         stat = dict(line.split() for line in
@@ -124,7 +137,7 @@ class Phase:
                    if line.startswith("oom_kill "))
 
     def remove(self):
-        for d in (self.mem, self.blk):
+        for d in (self.mem, self.blk, self.cpu):
             for _ in range(50):
                 if not d or not os.path.isdir(d):
                     break
@@ -189,7 +202,7 @@ class Sampler(threading.Thread):
         disk = self.group.disk_bytes() or (None, None)
         mem = self.group.memory()
         self.samples.append((time.monotonic() - self.t0, disk[0], disk[1], proc[0],
-                             proc[1], mem["anon"], mem["cache"]))
+                             proc[1], mem["anon"], mem["cache"], self.group.cpu_seconds()))
 
     def run(self):
         while not self.halt.is_set():
@@ -204,7 +217,7 @@ class Sampler(threading.Thread):
     def window(self, t0=0.0, t1=None):
         """Between times t0 and t1 (s from the start): read (blkio; /proc io without
         it), written (bytes the processes dirtied: /proc io), written_blkio (None
-        without blkio), proc_read, peak_anon, peak_cache."""
+        without blkio), proc_read, peak_anon, peak_cache, cpu_s (cpuacct)."""
         s = self.samples
         t1 = s[-1][0] if t1 is None else t1
         first = max([x for x in s if x[0] <= t0] or s[:1], key=lambda x: x[0])
@@ -216,4 +229,5 @@ class Sampler(threading.Thread):
                 "written_blkio": last[2] - first[2] if blkio else None,
                 "read_source": "blkio" if blkio else "/proc/PID/io",
                 "peak_anon": max(x[5] for x in inside),
-                "peak_cache": max(x[6] for x in inside)}
+                "peak_cache": max(x[6] for x in inside),
+                "cpu_s": None if last[7] is None else last[7] - first[7]}

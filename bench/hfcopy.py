@@ -262,22 +262,22 @@ def _row(name, res, floor_wall, rss=True):
     io = res["io"] if "io" in res else res
     mem = ("%.0f (%.0f)" % (res["peak_rss"] / 2**20, res["peak_pss"] / 2**20)
            if rss else "")
-    blk = io.get("written_blkio")
-    print("| %s | %.1f | %.2f | %.2f%s | %s | %.0f / %.0f | %.2f |" % (
-        name, res["wall"], io["read"] / 1e9, io["written"] / 1e9,
-        "" if blk is None else " (%.2f)" % (blk / 1e9), mem,
+    blk, cpu = io.get("written_blkio"), io.get("cpu_s")
+    print("| %s | %.1f | %s | %.2f | %.2f%s | %s | %.0f / %.0f | %.2f |" % (
+        name, res["wall"], "" if cpu is None else "%.0f" % cpu, io["read"] / 1e9,
+        io["written"] / 1e9, "" if blk is None else " (%.2f)" % (blk / 1e9), mem,
         io["peak_anon"] / 2**20, io["peak_cache"] / 2**20, res["wall"] / floor_wall))
 
 
 def report(r):
     fw = r["floor"]["wall"]
     print()
-    print("| phase | wall s | read GB | written GB (blkio) | peak RSS (PSS) MiB | cgroup "
-          "peak anon / cache MiB | wall / floor |")
-    print("|---|---|---|---|---|---|---|")
+    print("| phase | wall s | CPU s | read GB | written GB (blkio) | peak RSS (PSS) MiB | "
+          "cgroup peak anon / cache MiB | wall / floor |")
+    print("|---|---|---|---|---|---|---|---|")
     for key, name in (("tar", "tar route"), ("hf", "parquet route")):
         if "failed" in r[key]:
-            print("| %s, %d workers | failed: %s | | | | | |" % (name, r["workers"],
+            print("| %s, %d workers | failed: %s | | | | | | |" % (name, r["workers"],
                                                                 r[key]["failed"]))
             continue
         _row("%s, %d workers" % (name, r["workers"]), r[key], fw)
