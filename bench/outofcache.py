@@ -97,11 +97,11 @@ def resident(paths):
     return total
 
 
-def build_release(path, gb):
-    per_class = max(1, int(round((gb * 1e9 - VAL * IMAGE_BYTES) / (CLASSES * IMAGE_BYTES))))
+def build_release(path, gb, val=VAL):
+    per_class = max(1, int(round((gb * 1e9 - val * IMAGE_BYTES) / (CLASSES * IMAGE_BYTES))))
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from bench import sample\n"
-            "sample.build(%r, %d, %d, %d)\n" % (REPO, path, CLASSES, per_class, VAL))
+            "sample.build(%r, %d, %d, %d)\n" % (REPO, path, CLASSES, per_class, val))
     t = time.monotonic()
     subprocess.run([PY, "-c", code], cwd=REPO, check=True,
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
