@@ -269,8 +269,11 @@ def report(r):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--report":
-        with open(os.path.join(BENCH, "out", "outofcache.json")) as fh:
+    last = os.path.join(BENCH, "out", "outofcache.json")
+    if len(sys.argv) > 1 and sys.argv[1] == "--report" and not os.path.exists(last):
+        print("bench/outofcache.py: no results yet (%s): run the benchmark first" % last)
+    elif len(sys.argv) > 1 and sys.argv[1] == "--report":
+        with open(last) as fh:
             report(json.load(fh))
     else:
         main()

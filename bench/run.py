@@ -225,6 +225,10 @@ def main(argv=None):
     a = p.parse_args(argv)
     cores = pool.default_workers()
     workers = [int(w) for w in a.workers.split(",")] if a.workers else sorted({1, cores})
+    if a.report and not os.path.exists(os.path.join(OUT, "results.json")):
+        print("bench/run.py: no results yet (%s): run the benchmark first"
+              % os.path.join(OUT, "results.json"))
+        return 0
     if a.report:
         with open(os.path.join(OUT, "results.json")) as f:
             res = json.load(f)

@@ -43,7 +43,7 @@ def from_tars(slim_release, tmp_path_factory):
 @pytest.mark.parametrize("form", ["tree", "zip"])
 def test_slim_driver_reads_the_kaggle_copy(slim_release, from_tars, tmp_path,
                                            form):
-    # the tars were labelled by the shipped file (the driver reads no synset_labels.txt);
+    # the tars were labelled by the shipped file (that copy has no synset_labels.txt);
     # the Kaggle copy carries the same labels in its own LOC_val_solution.csv
     labels = shipped.read_lines(shipped.VAL_LABELS_FILE)[:len(slim_release[1]["val"])]
     files = (_release_files(slim_release[0]) + _annotation_files(slim_release[0])

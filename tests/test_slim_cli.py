@@ -128,13 +128,21 @@ def test_preprocess_moves_and_is_rerunnable(slim_release, tmp_path):
     assert not [n for n in os.listdir(val) if n.endswith(".JPEG")]
 
 
-def test_preprocess_missing_image_and_usage(slim_release, tmp_path):
+def test_preprocess_partial_set_missing_set_and_usage(slim_release, tmp_path):
     val = tmp_path / "validation"
     labels = _flat_validation(slim_release, val)
     os.remove(val / "ILSVRC2012_val_00000005.JPEG")
+    # a partial validation set: what is there is sorted, what is not is said
     r = run_cmd([python(), PREPROCESS, str(val), labels])
-    assert r.returncode == 255 and "ILSVRC2012_val_00000005.JPEG" in r.stderr
-    assert os.path.exists(val / "ILSVRC2012_val_00000001.JPEG")   # nothing moved
+    assert r.returncode == 0, r.stderr
+    assert "moved 11 images" in r.stderr and "ILSVRC2012_val_00000005.JPEG" in r.stderr
+    synset = slim_release[1]["val"][0]
+    assert os.path.exists(val / synset / "ILSVRC2012_val_00000001.JPEG")
+    # nothing extracted at all: upstream's status and the fix that applies
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cmd([python(), PREPROCESS, str(empty), labels])
+    assert r.returncode == 255 and "Extract ILSVRC2012_img_val.tar" in r.stderr
     r = run_cmd([python(), PREPROCESS, str(val)])
     assert r.returncode == 255 and "usage" in r.stderr
 

@@ -16,7 +16,6 @@ from slim_helpers import (convert, expected_csv, parse_with_slim_keys, records,
                           shard_paths)
 
 SYNSETS = shipped.read_lines(shipped.SYNSETS_FILE)
-VAL_LABELS = shipped.read_lines(shipped.VAL_LABELS_FILE)
 TEXTS = dict(line.split("\t") for line in shipped.read_lines(shipped.METADATA_FILE))
 BOX_KEYS = ["image/object/bbox/" + k for k in ("xmin", "ymin", "xmax", "ymax")]
 
@@ -50,9 +49,11 @@ def _expected_order(names_by_synset):
 
 
 def _val_by_synset(manifest):
+    """The sample's validation images by synset: its DIR/synset_labels.txt labels
+    them (the rule both formats follow)."""
     out = {}
     for k in range(1, len(manifest["val"]) + 1):
-        out.setdefault(VAL_LABELS[k - 1], []).append("ILSVRC2012_val_%08d.JPEG" % k)
+        out.setdefault(manifest["val"][k - 1], []).append("ILSVRC2012_val_%08d.JPEG" % k)
     return out
 
 

@@ -23,7 +23,8 @@ from ilsvrc.storage import cache
 CONVERT, EXTRACT = "download_and_convert_imagenet.sh", "download_imagenet.sh"
 
 
-def extract_raw(source, raw_dir, synsets_file, runner, log=sys.stderr, allow_custom=False):
+def extract_raw(source, raw_dir, synsets_file, runner, log=sys.stderr, allow_custom=False,
+                labels=None):
     """Unpack the tars of `source` (a discover.Source, or the directory holding them)
     into raw_dir/train/<synset>/ and raw_dir/validation/<synset>/.
 
@@ -31,7 +32,7 @@ def extract_raw(source, raw_dir, synsets_file, runner, log=sys.stderr, allow_cus
     their synset folder (the layout preprocess_imagenet_validation_data.py makes).
     Resumable: files already there with the right size are kept.
     """
-    train, val = slim.source_listings(source, runner, allow_custom=allow_custom)
+    train, val = slim.source_listings(source, runner, labels, allow_custom=allow_custom)
     wanted = contract.read_synset_file(synsets_file, "synsets file",
                                        allow_custom=allow_custom)
     absent = sorted(set(wanted) - set(train.group_names))
@@ -68,6 +69,10 @@ def _parse_convert(argv):
     p.add_argument("--extract", action="store_true", help="also unpack the images into "
                    "DIR/raw-data/train/<synset>/ and DIR/raw-data/validation/<synset>/ "
                    "(upstream's layout, ~150 GB more) and convert from there")
+    p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
+                   "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, "
+                   "else the shipped imagenet_2012_validation_synset_labels.txt: the rule "
+                   "./build.sh follows too)")
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
@@ -124,12 +129,12 @@ def _box_csv(a, source, top, raw, remote):
 
 def _convert(a, source, top, raw, csv, task, index_file):
     with conversion.worker_pool(a.workers) as runner:
-        where = dict(source_dir=source, index_file=index_file)
+        where = dict(source_dir=source, index_file=index_file, val_label_file=a.labels)
         if a.extract:
             # validation images land in their synset folders directly, so there is
             # nothing left for preprocess_imagenet_validation_data.py to move
             extract_raw(source, raw, shipped.SYNSETS_FILE, runner,
-                        allow_custom=a.allow_custom_classes)
+                        allow_custom=a.allow_custom_classes, labels=a.labels)
             where = dict(train_dir=os.path.join(raw, "train"),
                          val_dir=os.path.join(raw, "validation"))
         slim.convert(top, runner, bbox_file=csv, num_threads=a.num_threads,

@@ -115,23 +115,30 @@ def sort_validation(val_dir, label_file):
     does).
 
     Re-runnable: images already in their synset folder are left there.  Every image
-    is looked for before anything moves.  Returns the number of files moved.
+    is looked for before anything moves.  A partial validation set (some of the
+    numbered images there) is sorted as far as it goes; none there at all is
+    MissingImage.  Returns (files moved, [names of the label file's images not
+    there]).
     """
     labels = contract.read_synset_file(label_file, "validation label file", known=None)
-    moves = []
+    moves, missing, placed = [], [], 0
     for k, synset in enumerate(labels):
         name = "ILSVRC2012_val_%08d.JPEG" % (k + 1)
         src, dst = os.path.join(val_dir, name), os.path.join(val_dir, synset, name)
         if os.path.isfile(src):
             moves.append((src, dst))
-        elif not os.path.isfile(dst):
-            raise MissingImage("failed to find %s (nor %s). Extract ILSVRC2012_img_val.tar "
-                            "into %s first." % (src, dst, val_dir))
+        elif os.path.isfile(dst):
+            placed += 1
+        else:
+            missing.append((src, dst))
+    if missing and not moves and not placed:
+        raise MissingImage("failed to find %s (nor %s). Extract ILSVRC2012_img_val.tar "
+                           "into %s first." % (missing[0] + (val_dir,)))
     try:
-        for synset in sorted(set(labels)):
+        for synset in sorted({os.path.basename(os.path.dirname(d)) for _, d in moves}):
             os.makedirs(os.path.join(val_dir, synset), exist_ok=True)
         for src, dst in moves:
             os.replace(src, dst)
     except OSError as err:
         raise UserError("cannot sort %s: %s" % (val_dir, err.strerror or err))
-    return len(moves)
+    return len(moves), [os.path.basename(src) for src, _ in missing]

@@ -29,7 +29,7 @@ SCHEMA = {
     "image/class/label": I, "image/class/synset": B, "image/format": B,
     "image/filename": B, "image/encoded": B,
 }
-LABEL_FILE_NAME = "synset_labels.txt"
+LABEL_FILE_NAME = val_labels.LOCAL_NAME
 
 
 class PlanOptions(NamedTuple):

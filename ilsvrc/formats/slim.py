@@ -146,12 +146,13 @@ def source_listings(source, runner, val_label_file=None, allow_custom=False,
     """(train, validation) listings of the images of `source` (a discover.Source, or
     a directory to find one in), read in place: the release tars, or the Kaggle copy
     (tree or zip); from index_file when it exists (cached.py).  The flat validation
-    set is grouped by synset with the label file (default: the Kaggle copy's
-    LOC_val_solution.csv, else the shipped file)."""
+    set is grouped by synset with the label file, chosen by the rule both formats
+    share (val_labels.choose: val_label_file, else DIR/synset_labels.txt, else the
+    Kaggle copy's LOC_val_solution.csv, else the shipped file)."""
     source = discover.as_source(source)
     train, flat_val = cached.listings(source, runner, index_file, fill=fill)
-    labels = val_labels.choose(source, val_label_file, allow_custom=allow_custom,
-                               side_files=flat_val.side_files)
+    labels = val_labels.choose(source, val_label_file, val_labels.LOCAL_NAME,
+                               allow_custom=allow_custom, side_files=flat_val.side_files)
     val_labels.check_claims(flat_val, labels)
     if log:
         log.write("validation labels from %s\n" % labels.path)

@@ -19,6 +19,7 @@ from ilsvrc.errors import UserError
 from ilsvrc.storage import cache
 
 SOLUTION, MAPPING = kagglezip.SOLUTION, kagglezip.MAPPING
+LOCAL_NAME = "synset_labels.txt"   # the source directory's own label file, if any
 HEADER = ["ImageId", "PredictionString"]
 VAL_ID = re.compile(r"ILSVRC2012_val_(\d{8})")
 VAL_IMAGES = 50000     # ILSVRC2012_val_00000001 .. ILSVRC2012_val_00050000

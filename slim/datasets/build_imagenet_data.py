@@ -56,8 +56,9 @@ flags.DEFINE_string("source_dir", None, "Read ILSVRC2012_img_train.tar and "
                     "docs/sources.md), instead of --train_directory and "
                     "--validation_directory.")
 flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the synset of "
-                    "each validation image, one a line in number order (default: the "
-                    "Kaggle copy's LOC_val_solution.csv, else the shipped "
+                    "each validation image, one a line in number order (default: "
+                    "synset_labels.txt in --source_dir, else the Kaggle copy's "
+                    "LOC_val_solution.csv, else the shipped "
                     "imagenet_2012_validation_synset_labels.txt).")
 options.define_flags(flags)  # --num_workers, --image_check, --verify
 options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only

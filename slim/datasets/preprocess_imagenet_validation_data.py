@@ -36,11 +36,14 @@ def run(args):
         raise UserError("%s is not a directory; extract ILSVRC2012_img_val.tar into it "
                         "first" % val_dir)
     try:
-        moved = extract.sort_validation(val_dir, label_file)
+        moved, missing = extract.sort_validation(val_dir, label_file)
     except extract.MissingImage as err:
         report(err, PROG)
         return 255  # upstream's status for a missing image
-    sys.stderr.write("%s: moved %d images into their synset folders\n" % (val_dir, moved))
+    sys.stderr.write("%s: moved %d images into their synset folders%s\n" % (
+        val_dir, moved, "; a partial validation set: %d images of %s are not there "
+        "(e.g. %s; nothing to move for them)" % (len(missing), label_file, missing[0])
+        if missing else ""))
     return 0
 
 
