@@ -505,7 +505,8 @@ def slim_local(slim_release, tmp_path_factory):
 def slim_bucket(gcs_emulator, slim_release):
     raw, _ = slim_release
     name = _new_bucket(gcs_emulator)
-    gcs_emulator.upload_dir(name, "d/", raw, TARS + [bbox.ARCHIVE])
+    # the same files as the local copy: synset_labels.txt labels validation in both
+    gcs_emulator.upload_dir(name, "d/", raw, TARS + [bbox.ARCHIVE, "synset_labels.txt"])
     return name
 
 
@@ -516,7 +517,7 @@ def test_slim_driver_reads_the_three_archives_from_a_bucket(
                  "-j", "2", "--no-verify"], env=_env(tmp_path))
     assert r.returncode == 0, r.stderr
     got = _names_and_bytes(gcs_emulator, slim_bucket, "d/")
-    for archive in TARS + [bbox.ARCHIVE]:
+    for archive in TARS + [bbox.ARCHIVE, "synset_labels.txt"]:
         got.pop(archive)
     assert got == shards
     csv = os.path.join(str(tmp_path / "index"), "raw-data", bbox.CSV_NAME)
