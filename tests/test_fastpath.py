@@ -336,3 +336,44 @@ def test_a_conversion_takes_the_fast_path_and_writes_canonical_records(
             for payload in checks.local_records(os.path.join(out, split, name)):
                 assert features.encode(features.decode(payload)) == payload
 
+
+# ------------------------------------------------------------ TensorFlow's C API
+
+def test_c_api_ops_give_tf_io_bytes_and_sizes(tf):
+    from ilsvrc.records import image, tfops
+    from ilsvrc.testing import sample
+    ops = tfops.ops()
+    assert ops is not None                        # found in this TensorFlow install
+    rng = random.Random(12)
+    for kind in ("rgb", "gray", "cmyk", "png"):
+        data = sample.make_image(rng, kind, 41, 29)
+        decode = tf.io.decode_png if kind == "png" else tf.io.decode_jpeg
+        for channels in (0, 3) if kind != "png" else (3,):
+            got = (ops.decode_png if kind == "png" else ops.decode_jpeg)(
+                data, channels=channels)
+            want = decode(data, channels=channels)
+            assert got.shape == tuple(want.shape), (kind, channels)
+            fmt = "rgb" if want.shape[-1] == 3 else ""
+            for quality in (100, 90):
+                assert ops.encode_jpeg(got, format=fmt, quality=quality).numpy() == \
+                    tf.io.encode_jpeg(want, format=fmt, quality=quality).numpy()
+    with pytest.raises(ValueError) as err:
+        ops.decode_jpeg(b"\xff\xd8" + bytes(300), channels=3)
+    with pytest.raises(tf.errors.InvalidArgumentError) as tf_err:
+        tf.io.decode_jpeg(b"\xff\xd8" + bytes(300), channels=3)
+    assert str(err.value) in str(tf_err.value)
+    assert image.image_ops() is ops
+
+
+def test_without_the_c_api_the_python_ops_give_the_same_bytes(tf, monkeypatch):
+    from ilsvrc.records import image, tfops
+    from ilsvrc.testing import sample
+    rng = random.Random(13)
+    data = {kind: sample.make_image(rng, kind, 30, 20) for kind in ("cmyk", "png")}
+    fast = {kind: image.reencode(d, kind) for kind, d in data.items()}
+    monkeypatch.setattr(tfops, "_ops", None)
+    monkeypatch.setattr(tfops, "_loaded", True)
+    monkeypatch.setattr(image, "_python_ops", None)
+    assert image.image_ops() is not tfops.ops()
+    assert {kind: image.reencode(d, kind) for kind, d in data.items()} == fast
+    assert image.decoded_size(data["cmyk"]) == (20, 30)
