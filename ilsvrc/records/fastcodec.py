@@ -92,13 +92,27 @@ _MEMO = 4096
 
 
 def _memo_key(key, kind, values):
-    """(key, kind, values) as a dict key when the entry may be remembered, else None."""
-    if kind == BYTES:
-        if len(values) == 1 and type(values[0]) is bytes and len(values[0]) < BIG:
-            return key, kind, values[0]
-    elif kind == INT64 and len(values) <= 4 and all(type(v) is int for v in values):
-        return key, kind, tuple(values)
+    """(key, kind, value) as a dict key when the entry may be remembered (one small
+    bytes or int value), else None."""
+    if len(values) == 1:
+        v = values[0]
+        t = type(v)
+        if t is int and kind == INT64 or t is bytes and kind == BYTES and len(v) < BIG:
+            return key, kind, v
     return None
+
+
+_orders = {}    # the keys of a feature dict (as given) -> the same keys sorted
+
+
+def _sorted(features):
+    keys = tuple(features)
+    order = _orders.get(keys)
+    if order is None:
+        if len(_orders) >= 64:
+            _orders.clear()
+        order = _orders[keys] = sorted(keys)
+    return order
 
 
 def _entry(key, kind, values):
@@ -116,7 +130,7 @@ def encode_parts(features):
     """features.encode(features) as a list of pieces: the headers and small values
     joined, each large value (len >= BIG) a piece of its own, the very object given."""
     out, small, total = [], [], 0
-    for key in sorted(features):
+    for key in _sorted(features):
         kind, values = features[key]
         memo = _memo_key(key, kind, values)
         if memo is not None:
@@ -192,7 +206,7 @@ def _walk(buf, pos, end, features):
     n, pos = _varint_at(buf, pos + 1)
     if pos + n != end:
         return False
-    for key in sorted(features):
+    for key in _sorted(features):
         kind, values = features[key]
         memo = _memo_key(key, kind, values)
         if memo is not None:
