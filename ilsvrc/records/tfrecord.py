@@ -27,8 +27,9 @@ def frame_pieces(pieces):
     """(header, footer) of the record whose payload is b"".join(pieces), without
     joining them: the CRC runs over the pieces in turn (one call each)."""
     crc, n = 0, 0
+    fast = crc32c.compiled()
     for piece in pieces:
-        crc = crc32c.extend(crc, piece)
+        crc = fast(piece, crc) if fast is not None else crc32c.extend(crc, piece)
         n += len(piece)
     length = struct.pack("<Q", n)
     return (length + struct.pack("<I", masked_crc(length)),
