@@ -377,3 +377,23 @@ def test_without_the_c_api_the_python_ops_give_the_same_bytes(tf, monkeypatch):
     assert image.image_ops() is not tfops.ops()
     assert {kind: image.reencode(d, kind) for kind, d in data.items()} == fast
     assert image.decoded_size(data["cmyk"]) == (20, 30)
+
+
+def test_c_api_ops_do_not_keep_their_inputs():
+    """Each op's input is a view of the caller's bytes: nothing is left behind per
+    call (a copy inside a tensor allocated through the C API is never freed)."""
+    from ilsvrc.records import tfops
+    from ilsvrc.testing import sample
+    ops = tfops.ops()
+    data = sample.make_image(random.Random(14), "rgb", 40, 30)
+    big = data + bytes(200000)              # libjpeg ignores what follows the image
+
+    def rss():
+        with open("/proc/self/status") as f:
+            return int(f.read().split("VmRSS:")[1].split()[0]) * 1024
+    for _ in range(20):
+        ops.decode_jpeg(big, channels=3)
+    before = rss()
+    for _ in range(400):                   # would leak 400 x 200 KB = 80 MB
+        assert ops.decode_jpeg(big, channels=3).shape == (30, 40, 3)
+    assert rss() - before < 30 << 20

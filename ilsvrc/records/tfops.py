@@ -33,10 +33,9 @@ _SIGNATURES = [
     ("fw", "TF_TensorData", _P, (_P,)),
     ("fw", "TF_DeleteTensor", None, (_P,)),
     ("cc", "TF_StringInit", None, (_P,)),
-    ("cc", "TF_StringCopy", None, (_P, ctypes.c_char_p, ctypes.c_size_t)),
+    ("cc", "TF_StringAssignView", None, (_P, ctypes.c_char_p, ctypes.c_size_t)),
     ("cc", "TF_StringGetDataPointer", _P, (_P,)),
     ("cc", "TF_StringGetSize", ctypes.c_size_t, (_P,)),
-    ("cc", "TF_StringDealloc", None, (_P,)),
     ("cc", "TFE_NewContextOptions", _P, ()),
     ("cc", "TFE_NewContext", _P, (_P, _P)),
     ("cc", "TFE_NewTensorHandle", _P, (_P, _P)),
@@ -98,18 +97,20 @@ class _Api:
             raise OpError(self.TF_Message(self.status).decode("utf-8", "replace"))
 
     def string(self, data):
-        """A handle on a scalar string tensor holding `data`."""
+        """A handle on a scalar string tensor whose string is a view of `data` (not
+        a copy: a tensor allocated here does not free what its strings own, so a
+        copy would leak).  The handle keeps `data` alive until it is deleted."""
         data = bytes(data)
         tensor = self.TF_AllocateTensor(_TF_STRING, None, 0, _TSTRING_SIZE)
         tstring = self.TF_TensorData(tensor)
         self.TF_StringInit(tstring)
-        self.TF_StringCopy(tstring, data, len(data))
+        self.TF_StringAssignView(tstring, data, len(data))
         try:
             handle = self.TFE_NewTensorHandle(tensor, self.status)
             self.check()
         finally:
             self.TF_DeleteTensor(tensor)
-        return Handle(self, handle)
+        return Handle(self, handle, data)
 
     def run(self, name, inputs, ints=(), strings=()):
         """Run op `name` on `inputs` (bytes or Handles) eagerly; its one output."""
@@ -133,10 +134,11 @@ class _Api:
 
 
 class Handle:
-    """An eager tensor handle: `.shape`, `.numpy()` (a scalar string's bytes)."""
+    """An eager tensor handle: `.shape`, `.numpy()` (a scalar string's bytes);
+    `keep`: what must outlive it (the bytes a string view points into)."""
 
-    def __init__(self, api, ptr):
-        self.api, self.ptr = api, ptr
+    def __init__(self, api, ptr, keep=None):
+        self.api, self.ptr, self.keep = api, ptr, keep
 
     def __del__(self):
         if self.ptr:
