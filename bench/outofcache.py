@@ -5,6 +5,7 @@ release size of free disk (default release: 1.1 x this machine's memory).
 
     .venv/bin/python bench/outofcache.py [--gb GB] [--workers W] [--dir DIR]
                                          [--keep-release] [--no-verify-sh]
+                                         [--baseline CHECKOUT]
 
 1. Generates (once; reused while its `done` marker matches) a release-shaped sample of
    GB gigabytes in DIR/release: 1000 inner <synset>.tar of the same 48 photo-like
@@ -18,6 +19,9 @@ release size of free disk (default release: 1.1 x this machine's memory).
      in-worker check, the end-of-run summary);
    * verify.sh: `./verify.sh official DIR/out --source DIR/release` -- the full independent
      re-read from disk that the in-worker check replaces (skip: --no-verify-sh);
+   * with --baseline CHECKOUT (another checkout, e.g. the commit before a change):
+     our output is deleted and that checkout's ./build.sh runs the same way (from
+     its own directory), for ours/baseline in the same run;
    * our output is deleted; floor: bench/floor.py reads every member once and writes
      the same bytes into the same 1,152 files (fsync + rename each), no TensorFlow,
      twice: in tar order (the tars front to back: the copy floor) and in the plan's
@@ -149,6 +153,8 @@ def main(argv=None):
     p.add_argument("--dir", default=os.path.join(BENCH, "out", "outofcache"))
     p.add_argument("--keep-release", action="store_true")
     p.add_argument("--no-verify-sh", action="store_true")
+    p.add_argument("--baseline", metavar="CHECKOUT", help="another checkout whose "
+                   "./build.sh runs on the same release after ours")
     a = p.parse_args(argv)
     from ilsvrc import pool
     workers = a.workers or pool.default_workers()
@@ -203,6 +209,18 @@ def main(argv=None):
         sys.stdout.flush()
 
     shutil.rmtree(out)
+    if a.baseline:
+        results["resident_before_baseline"] = evict(release)
+        tree = os.path.abspath(a.baseline)
+        b = run_tree([os.path.join(tree, "build.sh"), release, "-o", out, "-j",
+                      str(workers)], [os.path.join(out, "train")], cwd=tree)
+        b.update(stages(b))
+        b.pop("lines")
+        b["checkout"] = tree
+        results["baseline"] = b
+        print("baseline: %.1f s" % b["wall"])
+        sys.stdout.flush()
+        shutil.rmtree(out)
     for key, order in (("floor", "listing"), ("floor_plan", "plan")):
         results["resident_before_" + key] = evict(release)
         f = run_tree([PY, os.path.join(BENCH, "floor.py"), release, flo, str(workers),
@@ -233,6 +251,11 @@ def report(r):
     print("| ours, %d workers | %.1f | %.0f | %.0f | %.0f (%.0f) | %.0f | %.1f/%.1f |" % (
         r["workers"], o["wall"], n / o["wall"], mb / o["wall"], o["peak_rss"] / 2**20,
         o["peak_pss"] / 2**20, o["cpu_s"], o["load"], o["load_after"]))
+    if "baseline" in r:
+        b = r["baseline"]
+        print("| baseline (%s) | %.1f | %.0f | %.0f | %.0f (%.0f) | %.0f | %.1f/%.1f |" % (
+            b["checkout"], b["wall"], n / b["wall"], mb / b["wall"], b["peak_rss"] / 2**20,
+            b["peak_pss"] / 2**20, b["cpu_s"], b["load"], b["load_after"]))
     if "verify_sh" in r:
         v = r["verify_sh"]
         print("| ./verify.sh (full re-read) | %.1f | %.0f | %.0f | %.0f (%.0f) | %.0f | "
@@ -250,6 +273,11 @@ def report(r):
     print("(MB/s: tar bytes read per second; for verify.sh, shard bytes)")
     print()
     print("ours / floor (rate): %.0f%%" % (100 * f["total_s"] / o["wall"]))
+    if "baseline" in r:
+        print("ours / baseline: wall %.2f, CPU %.2f (CPU ms per image: ours %.3f, "
+              "baseline %.3f)" % (o["wall"] / r["baseline"]["wall"],
+                                  o["cpu_s"] / r["baseline"]["cpu_s"],
+                                  o["cpu_s"] * 1e3 / n, r["baseline"]["cpu_s"] * 1e3 / n))
     if "floor_plan" in r:
         print("ours / floor in the plan's order (rate): %.0f%%"
               % (100 * r["floor_plan"]["total_s"] / o["wall"]))

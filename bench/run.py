@@ -2,6 +2,7 @@
 """Benchmark of `./build.sh` end to end from the tars, against the I/O floor.
 
     .venv/bin/python bench/run.py [--repeat N] [--workers 1,2] [--quick] [--no-scale]
+                                  [--classes C --per-class P --val V] [--baseline DIR]
 
 Generates (once; cached under bench/out/) a release-shaped sample of 16,000 training
 images in 40 classes + 1,000 validation images of ~110 KB 500x375 JPEGs, then
@@ -12,6 +13,13 @@ measures in one run, for each image check (header, decode) and worker count:
     same number of processes and writing the same bytes into the same shard files
     (fsync + rename each, like the converter), no TensorFlow, no work;
   * the ratio floor time / our time;
+  * CPU seconds (user + system of the command and every process it waited for) and
+    CPU milliseconds per image, ours and the floor's: what the work costs whatever
+    else runs on the machine;
+  * with --baseline DIR (another checkout, e.g. the commit before a change): its
+    ./build.sh on the same sample, run in turn with ours (ours, baseline, floor in
+    each repeat), and the ratios ours/baseline of CPU and of wall time, so that a
+    before/after comparison is measured in one run on one machine;
   * peak memory of the whole process tree: every 50 ms the VmRSS (and the PSS) of the
     command and all its descendants from /proc is summed, the maximum sum is kept.
     RSS counts the shared TensorFlow libraries once per process, so it overstates;
@@ -126,13 +134,14 @@ class Sampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def run_tree(cmd, watch_dirs=(), env=None):
-    """Run cmd; return dict(wall, rc, lines [(t, line)], peak_rss, peak_pss, first_file)."""
+def run_tree(cmd, watch_dirs=(), env=None, cwd=REPO):
+    """Run cmd in `cwd`; return dict(wall, rc, lines [(t, line)], peak_rss, peak_pss,
+    first_file)."""
     with open("/proc/loadavg") as f:
         load = float(f.read().split()[0])    # other work on the machine, for the record
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
     sampler = Sampler(proc.pid, watch_dirs)
     sampler.start_time = start
@@ -185,9 +194,13 @@ def shard_sizes(out_dir):
     return sizes
 
 
-def build(release, out, workers, check):
-    res = run_tree(["./build.sh", release, "-o", out, "-j", str(workers), "--check", check],
-                   [os.path.join(out, "train"), os.path.join(out, "validation")])
+def build(release, out, workers, check, tree=REPO):
+    """One ./build.sh of checkout `tree`, run from `tree` (python -m puts the current
+    directory first on the module path: from elsewhere it could import another
+    checkout's ilsvrc)."""
+    res = run_tree([os.path.join(tree, "build.sh"), release, "-o", out, "-j", str(workers),
+                    "--check", check],
+                   [os.path.join(out, "train"), os.path.join(out, "validation")], cwd=tree)
     lines = res.pop("lines")
     planned = _when(lines, "validation images ->")
     verify_start = _when(lines, "converting: ")
@@ -211,6 +224,7 @@ def median_best(values):
 
 
 def main(argv=None):
+    global OUT
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workers", default=None, help="comma-separated worker counts "
@@ -222,7 +236,15 @@ def main(argv=None):
                    "index and CRC measurements")
     p.add_argument("--report", action="store_true", help="print the tables of the last "
                    "run (bench/out/results.json) again")
+    p.add_argument("--classes", type=int, default=40, help="training classes (inner tars)")
+    p.add_argument("--per-class", type=int, default=400, help="images per class")
+    p.add_argument("--val", type=int, default=1000, help="validation images")
+    p.add_argument("--baseline", metavar="DIR", help="another checkout whose ./build.sh "
+                   "runs in turn with ours on the same sample (ratios ours/baseline)")
+    p.add_argument("--dir", default=OUT, help="where the samples, outputs and "
+                   "results.json go (default: bench/out)")
     a = p.parse_args(argv)
+    OUT = os.path.abspath(a.dir)
     cores = pool.default_workers()
     workers = [int(w) for w in a.workers.split(",")] if a.workers else sorted({1, cores})
     if a.report and not os.path.exists(os.path.join(OUT, "results.json")):
@@ -239,7 +261,7 @@ def main(argv=None):
         a.repeat, a.no_scale = 1, True
         classes, per_class, nval = 40, 100, 500
     else:
-        classes, per_class, nval = 40, 400, 1000
+        classes, per_class, nval = a.classes, a.per_class, a.val
     release = os.path.join(OUT, "photo-%dx%d-%d" % (classes, per_class, nval))
     t = time.monotonic()
     bsample.build(release, classes, per_class, nval)
@@ -268,20 +290,25 @@ def main(argv=None):
                                str(w)])["wall"]
     results["startup_tiny_s"] = startup
 
+    if a.baseline:
+        results["baseline"] = os.path.abspath(a.baseline)
     for check in a.checks.split(","):
         for w in workers:
-            ours, flo = [], []
+            ours, base, flo = [], [], []
             for _ in range(a.repeat):
                 fresh(run_out)
                 ours.append(build(release, run_out, w, check))
                 sizes_file = os.path.join(OUT, "shard-sizes.json")
                 with open(sizes_file, "w") as f:
                     json.dump(shard_sizes(run_out), f)
+                if a.baseline:
+                    fresh(run_out)
+                    base.append(build(release, run_out, w, check, a.baseline))
                 fresh(floor_out)
                 flo.append(floor(release, floor_out, w, sizes_file))
             results["runs"].append({"check": check, "workers": w, "ours": ours,
-                                    "floor": flo})
-            _print_row(check, w, ours, flo, images, tar_bytes)
+                                    "floor": flo, "baseline": base})
+            _print_row(check, w, ours, flo, images, base)
     shutil.rmtree(run_out, ignore_errors=True)
     shutil.rmtree(floor_out, ignore_errors=True)
     if not a.no_scale:
@@ -296,13 +323,27 @@ def main(argv=None):
     report(results, workers)
 
 
-def _print_row(check, w, ours, flo, images, tar_bytes):
+def _cpu_ms(runs, images):
+    """Median CPU milliseconds per image of `runs`."""
+    return statistics.median([r.get("cpu_s", 0) for r in runs]) * 1000 / images
+
+
+def _print_row(check, w, ours, flo, images, base=()):
     wall, best = median_best([r["wall"] for r in ours])
     fwall, fbest = median_best([r["total_s"] for r in flo])
-    print("  check=%-6s workers=%d: ours %.2f s (best %.2f) = %.0f images/s; floor "
-          "%.2f s (best %.2f) = %.0f images/s; ratio %.0f%%" % (
-              check, w, wall, best, images / wall, fwall, fbest, images / fwall,
-              100 * fwall / wall))
+    print("  check=%-6s workers=%d: ours %.2f s (best %.2f) = %.0f images/s, CPU %.3f "
+          "ms/image; floor %.2f s (best %.2f) = %.0f images/s, CPU %.3f ms/image; ratio "
+          "floor/ours %.0f%%" % (
+              check, w, wall, best, images / wall, _cpu_ms(ours, images), fwall, fbest,
+              images / fwall, _cpu_ms(flo, images), 100 * fwall / wall))
+    if base:
+        bwall, bbest = median_best([r["wall"] for r in base])
+        pairs = list(zip(ours, base))
+        print("    baseline %.2f s (best %.2f), CPU %.3f ms/image; ours/baseline, median "
+              "of the %d pairs: CPU %.2f, wall %.2f" % (
+                  bwall, bbest, _cpu_ms(base, images), len(pairs),
+                  statistics.median(o["cpu_s"] / b["cpu_s"] for o, b in pairs),
+                  statistics.median(o["wall"] / b["wall"] for o, b in pairs)))
     sys.stdout.flush()
 
 
@@ -364,13 +405,36 @@ print(json.dumps({"python_crc_MBps": 1.048576 / py, "tf_writer_MBps": n * 1.0485
                                      check=True).stdout.strip().splitlines()[-1])
 
 
+def _report_baseline(res, images):
+    """The baseline checkout's runs, in turn with ours: its figures and the ratios."""
+    runs = [r for r in res["runs"] if r.get("baseline")]
+    if not runs:
+        return
+    print()
+    print("baseline: %s (its ./build.sh, run in turn with ours on the same sample)"
+          % res.get("baseline"))
+    print("| check | workers | baseline: wall s (best) | CPU s | CPU ms/image | ours/"
+          "baseline CPU (median of pairs) | ours/baseline wall |")
+    print("|---|---|---|---|---|---|---|")
+    for r in runs:
+        wall, best = median_best([x["wall"] for x in r["baseline"]])
+        pairs = list(zip(r["ours"], r["baseline"]))
+        print("| %s | %d | %.2f (%.2f) | %.1f | %.3f | %.2f | %.2f |" % (
+            r["check"], r["workers"], wall, best,
+            statistics.median([x["cpu_s"] for x in r["baseline"]]),
+            _cpu_ms(r["baseline"], images),
+            statistics.median(o["cpu_s"] / b["cpu_s"] for o, b in pairs),
+            statistics.median(o["wall"] / b["wall"] for o, b in pairs)))
+
+
 def report(res, workers):
     images, tar_bytes = res["images"], res["tar_bytes"]
     print()
     print("| check | workers | ours: wall s (best) | images/s | MB/s | write stage "
-          "images/s | floor: wall s (best) | floor images/s | ours/floor | peak RSS "
-          "(PSS) MiB | first shard s | load before | CPU s ours / floor |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "images/s | floor: wall s (best) | floor images/s | floor/ours | peak RSS "
+          "(PSS) MiB | first shard s | load before | CPU s ours / floor | CPU ms/image "
+          "ours / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in res["runs"]:
         wall, best = median_best([x["wall"] for x in r["ours"]])
         wst = statistics.median([x["write_s"] for x in r["ours"]])
@@ -382,11 +446,13 @@ def report(res, workers):
         cpu = "%.1f / %.1f" % (
             statistics.median([x.get("cpu_s", 0) for x in r["ours"]]),
             statistics.median([x.get("cpu_s", 0) for x in r["floor"]]))
+        per = "%.3f / %.3f" % (_cpu_ms(r["ours"], images), _cpu_ms(r["floor"], images))
         print("| %s | %d | %.2f (%.2f) | %.0f | %.0f | %.0f | %.2f (%.2f) | %.0f | %.0f%% | "
-              "%.0f (%.0f) | %.1f | %s | %s |" % (
+              "%.0f (%.0f) | %.1f | %s | %s | %s |" % (
                   r["check"], r["workers"], wall, best, images / wall,
                   tar_bytes / wall / 1e6, images / wst, fwall, fbest, images / fwall,
-                  100 * fwall / wall, rss, pss, first, load, cpu))
+                  100 * fwall / wall, rss, pss, first, load, cpu, per))
+    _report_baseline(res, images)
     print()
     print("startup (complete run on a 30-image sample): " + ", ".join(
         "%d worker(s) %.2f s" % (int(w), s)

@@ -1,16 +1,18 @@
 """All of CRC32C (Castagnoli) in one place: the pure-Python table (the reference the tests
 check against), the compiled one TensorFlow's own record writer uses (absl's, in
 libtensorflow_framework, called through ctypes without importing TensorFlow), the
-google-crc32c package where installed, TFRecord's masking and Cloud Storage's base64
+google-crc32c package where installed (hardware CRC instructions: ~20 GB/s here
+against absl's portable ~3.5 GB/s), TFRecord's masking and Cloud Storage's base64
 spelling.
 
     value(data)          CRC32C of data, the fastest implementation available
     extend(crc, data)    the CRC32C continued over more data (value(a + b) ==
                          extend(value(a), b)), any implementation
-    masked(data)         TFRecord's masked CRC32C
+    masked(data)         TFRecord's masked CRC32C; mask(crc) the masking alone
     table(data, crc=0)   the pure-Python reference
-    compiled()           the compiled function crc(data, crc=0) -> int, or None when the
-                         library or its symbol cannot be found or fails the self-test
+    compiled()           the fastest compiled function crc(data, crc=0) -> int:
+                         google-crc32c's C extension where installed, else TensorFlow's
+                         (absl); None when neither is found or passes the self-test
     b64(crc), from_b64(text)   Cloud Storage's spelling (base64 of 4 big-endian bytes)
 
 Loading the compiled library takes ~30 ms and ~40 MB, against ~2 s and ~500 MB for
@@ -137,25 +139,46 @@ def _pointer(data):
     return (ctypes.c_char * len(view)).from_buffer(view), len(view)
 
 
+def _google():
+    """google-crc32c's C function as crc(data, crc=0), or None where not installed
+    (it takes only read-only buffers: anything else is copied)."""
+    if _gcrc is None:
+        return None
+    ext = _gcrc.extend
+
+    def crc(data, start=0):
+        return ext(start, data if type(data) is bytes else bytes(data))
+    return crc
+
+
+def _tensorflow():
+    """TensorFlow's compiled CRC32C through ctypes, or None where not found."""
+    path = _library_path()
+    return None if path is None else _bind(ctypes.CDLL(path))
+
+
+def _passes(crc):
+    return crc(_CHECK) == _CHECK_CRC and \
+        crc(bytearray(_CHECK * 1000)) == table(_CHECK * 1000) and \
+        crc(_CHECK[4:], crc(_CHECK[:4])) == _CHECK_CRC
+
+
 def compiled():
-    """The compiled CRC-32C function, or None (see the module docstring)."""
+    """The fastest compiled CRC-32C function, or None (see the module docstring)."""
     global _loaded, _crc
     if not _loaded:
         _loaded = True
         if os.environ.get("ILSVRC_NO_COMPILED_CRC"):
             return None
-        try:
-            path = _library_path()
-            if path is not None:
-                crc = _bind(ctypes.CDLL(path))
-                if crc is not None and crc(_CHECK) == _CHECK_CRC and \
-                        crc(bytearray(_CHECK * 1000)) == table(_CHECK * 1000) and \
-                        crc(_CHECK[4:], crc(_CHECK[:4])) == _CHECK_CRC:
+        for find in (_google, _tensorflow):
+            try:
+                crc = find()
+                if crc is not None and _passes(crc):
                     _crc = crc
-        except (OSError, AttributeError, ValueError, ImportError):
-            _crc = None
+                    break
+            except (OSError, AttributeError, ValueError, ImportError, TypeError):
+                pass
     return _crc
-
 
 
 def value(data):
@@ -175,7 +198,11 @@ def extend(crc, data):
 
 def masked(data):
     """TFRecord's masked CRC-32C of `data`."""
-    c = value(data)
+    return mask(value(data))
+
+
+def mask(c):
+    """TFRecord's masking of the CRC-32C `c`."""
     return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 

@@ -1,9 +1,11 @@
 """TFRecord framing: length (8 bytes, little-endian), masked CRC32C of the length, payload,
 masked CRC32C of the payload.
 
-Real conversions frame records here with TensorFlow's compiled CRC32C loaded without
-importing TensorFlow (ilsvrc.crc32c, which holds every CRC32C implementation), else
-with TensorFlow's C++ writer (see `open_writer`).
+Real conversions frame records here with a compiled CRC32C (ilsvrc.crc32c, which holds
+every CRC32C implementation: google-crc32c's where installed, else TensorFlow's loaded
+without importing TensorFlow), else with TensorFlow's C++ writer (see `open_writer`).
+A payload may be framed in pieces (`frame_pieces`, PyRecordWriter.write_parts), so
+that the image bytes are never copied into a joined payload.
 """
 
 import os
@@ -17,9 +19,21 @@ masked_crc = crc32c.masked
 def frame_parts(payload):
     """One record as (header, payload, footer): the 8-byte length and its masked CRC,
     the payload itself (not copied), the payload's masked CRC."""
-    length = struct.pack("<Q", len(payload))
-    return (length + struct.pack("<I", masked_crc(length)), payload,
-            struct.pack("<I", masked_crc(payload)))
+    header, footer = frame_pieces((payload,))
+    return header, payload, footer
+
+
+def frame_pieces(pieces):
+    """(header, footer) of the record whose payload is b"".join(pieces), without
+    joining them: the CRC runs over the pieces in turn (one call each)."""
+    crc, n = 0, 0
+    fast = crc32c.compiled()
+    for piece in pieces:
+        crc = fast(piece, crc) if fast is not None else crc32c.extend(crc, piece)
+        n += len(piece)
+    length = struct.pack("<Q", n)
+    return (length + struct.pack("<I", masked_crc(length)),
+            struct.pack("<I", crc32c.mask(crc)))
 
 
 def frame(payload):
@@ -67,33 +81,57 @@ def read_stream(f, masked=masked_crc):
 class PyRecordWriter:
     """Same output as tf.io.TFRecordWriter, framed here (CRC from `crc32c`).
 
-    Each record goes to the file in one writev call, payload not copied.  close()
-    flushes to disk unless sync=False (the conversion's finisher does that)."""
+    Records are queued, payloads not copied, and written by one writev call per
+    BATCH bytes (or IOVECS pieces): flush() writes what is queued, close() too, and
+    then flushes to disk unless sync=False (the conversion's finisher does that)."""
+
+    BATCH, IOVECS = 4 << 20, 512
 
     def __init__(self, path, sync=True):
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC
                            | getattr(os, "O_CLOEXEC", 0), 0o666)
         self._sync = sync
+        self._queue, self._queued = [], 0
 
     def write(self, payload):
-        parts = frame_parts(payload)
-        done = os.writev(self._fd, parts)
-        if done < 16 + len(payload):      # a short write: write the rest
-            rest = memoryview(b"".join(parts))[done:]
+        self.write_parts((payload,))
+
+    def write_parts(self, pieces):
+        """Queue one record whose payload is b"".join(pieces) (not joined).  Pieces
+        that are not bytes are copied first, so that what is written is what the
+        CRC was computed over however long it stays queued."""
+        pieces = [p if type(p) is bytes else bytes(p) for p in pieces]
+        header, footer = frame_pieces(pieces)
+        queue = self._queue
+        queue.append(header)
+        queue.extend(pieces)
+        queue.append(footer)
+        self._queued += 16 + sum(map(len, pieces))
+        if self._queued >= self.BATCH or len(queue) >= self.IOVECS:
+            self.flush()
+
+    def flush(self):
+        """Write every queued record to the file (not to disk)."""
+        queue, total = self._queue, self._queued
+        if not queue:
+            return
+        self._queue, self._queued = [], 0
+        done = os.writev(self._fd, queue)
+        if done < total:                  # a short write: write the rest
+            rest = memoryview(b"".join(queue))[done:]
             while rest:
                 rest = rest[os.write(self._fd, rest):]
 
-    def flush(self):
-        """Nothing to do: each record is already in the file (unbuffered)."""
-
     def close(self):
-        fd, self._fd = self._fd, None
+        fd = self._fd
         if fd is None:
             return
         try:
+            self.flush()
             if self._sync:
                 os.fsync(fd)
         finally:
+            self._fd = None
             os.close(fd)
 
 

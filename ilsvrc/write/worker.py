@@ -102,13 +102,21 @@ def write_shard(job):
 
 def _write_records(job, writer, checker, reader):
     """Read, prepare and write every image of the shard (each record handed to the
-    checker); returns (bytes read, [payload size of each record])."""
+    checker); returns (bytes read, [payload size of each record]).  A writer that
+    frames pieces (tfrecord.PyRecordWriter.write_parts) gets the payload unjoined
+    (the image bytes never copied into it); others get it joined."""
+    write_parts = getattr(writer, "write_parts", None)
     nread, sizes = 0, []
     for item, data in zip(job.items, reading.read_items(job.items, reader)):
         nread += len(data)
-        feats, payload = planned.record(item, data, job.check)
-        sizes.append(len(payload))
-        writer.write(payload)
+        feats, parts = planned.record_parts(item, data, job.check)
+        if write_parts is not None:
+            write_parts(parts)
+            sizes.append(sum(map(len, parts)))
+        else:
+            payload = b"".join(parts)
+            writer.write(payload)
+            sizes.append(len(payload))
         if checker is not None:
             checker.add(feats, writer.flush)
     return nread, sizes
