@@ -94,8 +94,8 @@ def listings(source, spool, log=None, fill=True, runner=None):
         part["_img"], part["_idx"] = _paths(spool, unit)
     if any(part.get("drained") for part in parts.values()):
         log.write("note: the images unpacked into %s were removed when the last run "
-                  "completed; if a shard must be written again, remove %s and rerun "
-                  "(the copy is then read again)\n" % (spool, spool))
+                  "completed (their lists are kept); a shard that must be written "
+                  "again reads its files of the copy again\n" % spool)
     train, val = _assemble(units, parts)
     skipped = _test_images(units)
     log.write("%s copy in %s: %d training and %d validation images (spool %s)%s\n"
