@@ -47,7 +47,10 @@ stamp="$venv/.installed"
 want=$(cat "$req"; [ $want_test = 1 ] && cat "$top/requirements-test.txt" "$top/requirements-gcs.txt" "$top/requirements-hf.txt"
        [ $want_gcs = 1 ] && cat "$top/requirements-gcs.txt"
        [ $want_hf = 1 ] && cat "$top/requirements-hf.txt"; true)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+# The stamp lists every requirement line installed so far (a later plain ./setup.sh
+# does not forget what --test or --gcs installed): nothing to do when it holds them all.
+want=$(printf '%s\n' "$want" | grep -v '^[[:space:]]*\(#\|-r\|$\)' | sort -u)
+if [ -f "$stamp" ] && [ -z "$(printf '%s\n' "$want" | grep -vxF -f "$stamp")" ]; then
   exit 0
 fi
 args=(-r "$req")
@@ -57,4 +60,12 @@ args=(-r "$req")
 [ $want_hf = 1 ] && args+=(-r "$top/requirements-hf.txt")
 echo "setup.sh: installing into $venv ..." >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
-printf '%s' "$want" > "$stamp"
+# Lines of packages named now replace their older pins; the rest are kept.
+names=$(printf '%s\n' "$want" | sed 's/[=<>!~ ].*//' | sort -u)
+{ printf '%s\n' "$want"
+  [ -f "$stamp" ] && grep -v '^[[:space:]]*\(#\|-r\|$\)' "$stamp" |
+    grep -vxF -f <(printf '%s\n' "$want") |
+    awk -v names="$names" 'BEGIN { n = split(names, a, "\n"); for (i = 1; i <= n; i++) skip[a[i]] = 1 }
+      { name = $0; sub(/[=<>!~ ].*/, "", name); if (!(name in skip)) print }'
+} | sort -u > "$stamp.new"
+mv "$stamp.new" "$stamp"

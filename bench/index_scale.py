@@ -31,10 +31,17 @@ N_TRAIN = 1281167
 N_VAL = 50000
 
 
+class Unread(Slices):
+    """A release tar that is never opened: its identity (name, size) is made up."""
+
+    def identity(self):
+        return os.path.basename(self.path), 150 * 10 ** 9
+
+
 def synthetic(n_train, n_val):
     synsets = shipped.read_lines(shipped.SYNSETS_FILE)
     train = Listing("train")
-    train.containers = [Slices("/data/" + tarindex.TRAIN_TAR)]
+    train.containers = [Unread("/data/" + tarindex.TRAIN_TAR)]
     train.inner_tars = True
     offset = 10240
     for i in range(n_train):
@@ -42,7 +49,7 @@ def synthetic(n_train, n_val):
         train.add("%s_%d.JPEG" % (synset, i % 1300 + 1), synset, 0, offset, 110000)
         offset += 110592
     val = Listing("validation")
-    val.containers = [Slices("/data/" + tarindex.VAL_TAR)]
+    val.containers = [Unread("/data/" + tarindex.VAL_TAR)]
     for k in range(1, n_val + 1):
         val.add("ILSVRC2012_val_%08d.JPEG" % k, "", 0, k * 131072, 130000)
     return train, val, synsets
