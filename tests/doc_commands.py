@@ -8,8 +8,8 @@ How a page's fenced blocks are treated:
              data), with the project's .venv/bin NOT on PATH (a user who never activated
              it; the Python scripts find the virtualenv themselves);
 * ```output  directly after an sh block: what those commands print; every non-blank line
-             must appear in their output (stdout and stderr together), in that order;
-             `…` inside a line matches any text;
+             must appear in their output (stdout and stderr as a terminal shows them),
+             in that order; `…` inside a line matches any text;
 * ```text, ```python, ```json, ```ini, ```yaml: shown, not run (synopses with
              placeholders, listings, example messages).  A fence without a language is
              an error, as is an indented `$ command` example.
@@ -52,14 +52,8 @@ NOT_RUN = {
     "docker ": "needs a Docker daemon and TensorFlow's base image; docker/test.sh "
                "runs the image's commands",
     "gcloud ": "signs in to Google Cloud; the test uses a storage emulator",
-    "julia ": "needs Julia; tests/test_metalhead_layout.py runs check_layout.jl where "
-              "Julia is installed",
     "./download.sh kaggle": "downloads 155 GB from Kaggle; "
                             "tests/test_metalhead_download.py runs it against a stub",
-    "metalhead/download.sh": "downloads 155 GB from Kaggle; "
-                             "tests/test_metalhead_download.py runs it against a stub",
-    "patches/upstream-diff": "fetches the upstream repositories from GitHub; "
-                             "tests/test_upstream_diff.py runs it on local mirrors",
     "deploy/slurm/submit.sh": "needs a Slurm cluster; tests/test_slurm.py runs the "
                               "recipes on a one-node cluster where Slurm is installed",
     "sbatch ": "needs a Slurm cluster (see tests/test_slurm.py)",
