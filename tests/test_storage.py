@@ -292,6 +292,30 @@ def test_service_errors_become_one_line_naming_the_bucket_and_the_fix():
     assert "roles/storage.objectCreator" in str(_classify(ex.Forbidden("no"), "writing"))
 
 
+def test_a_bucket_that_cannot_be_looked_up_is_not_called_missing(monkeypatch):
+    """objectViewer / objectCreator grant no storage.buckets.get: the lookup's 403
+    leaves the object calls to say what is missing; a bucket that is not there is
+    still named."""
+    from google.api_core import exceptions as ex
+
+    class Client:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def lookup_bucket(self, name, retry=None):
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    store = storage.GcsStore("test-project")
+    monkeypatch.setattr(store, "_client", lambda path=None: Client(
+        ex.Forbidden("caller does not have storage.buckets.get access")))
+    store.check_bucket("gs://bkt/in", "reading")      # no error
+    monkeypatch.setattr(store, "_client", lambda path=None: Client(None))
+    with pytest.raises(UserError, match="bucket gs://bkt does not exist"):
+        store.check_bucket("gs://bkt/in", "reading")
+
+
 def test_missing_credentials_is_one_line(sample_release, tmp_path):
     raw, _ = sample_release
     env = dict(os.environ, GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "none.json"),

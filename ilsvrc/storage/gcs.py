@@ -252,8 +252,17 @@ class GcsStore:
         name = split_path(path)[0]
         if not name:
             raise UserError("%s names no bucket: use gs://BUCKET/PREFIX" % path)
-        found = self._call(path, doing, lambda: self._client(path).lookup_bucket(
-            name, retry=None))
+        forbidden = _gcs_modules()[1].Forbidden
+
+        def lookup():
+            try:
+                return self._client(path).lookup_bucket(name, retry=None)
+            except forbidden:
+                # No storage.buckets.get (objectViewer and objectCreator do not grant
+                # it): the bucket cannot be looked up, and the object calls that
+                # follow say what is missing.
+                return True
+        found = self._call(path, doing, lookup)
         if found is None:
             raise UserError("bucket gs://%s does not exist (or these credentials cannot "
                             "see it): create it (gcloud storage buckets create gs://%s) "
