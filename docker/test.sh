@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# docker/test.sh [--keep] : build docker/Dockerfile and run the seed's two uses in it.
+# docker/test.sh [--keep] : build docker/Dockerfile and run both conversions in it.
 #
 # Run by hand (as root, or as a user who may talk to the docker daemon), not by CI:
 # it needs a docker engine, ~5 GB of disk with the vfs storage driver, and minutes.
 #   1. starts a daemon when none answers (Debian's docker.io, `dockerd --storage-driver=vfs`)
-#   2. builds the image; when the Dockerfile's FROM tag cannot be pulled it builds the
-#      local stand-in (../shared/tools/standin_tf_base.sh) under that tag and says so
+#   2. builds the image; when the Dockerfile's FROM tag cannot be pulled and
+#      STANDIN_TF_BASE names a script (called as SCRIPT TAG VERSION) that builds a
+#      stand-in image under that tag, it runs it and says so; else it stops
 #   3. writes a generated sample release, and runs in the image, as LOCAL_USER_ID=1000
 #      with --network none:  ./build.sh /imagenet  and
 #      slim/download_and_convert_imagenet.sh /imagenet
@@ -68,8 +69,10 @@ if docker image inspect "$base" >/dev/null 2>&1; then
 elif timeout 120 docker pull -q "$base" >/dev/null 2>&1; then
   say "pulled $base"
 else
-  stand_in="$top/../shared/tools/standin_tf_base.sh"
-  [ -x "$stand_in" ] || fail "cannot pull $base and no stand-in script at $stand_in"
+  stand_in=${STANDIN_TF_BASE:-}
+  [ -n "$stand_in" ] && [ -x "$stand_in" ] || fail "cannot pull $base: docker pull or" \
+    "docker load it first, or set STANDIN_TF_BASE to a script that builds an image" \
+    "under that tag (called as SCRIPT TAG VERSION)"
   say "cannot pull $base: building the LOCAL STAND-IN under that tag (Debian bookworm +" \
       "tensorflow-cpu==$version, not the official image)"
   "$stand_in" "$base" "$version" >&2
