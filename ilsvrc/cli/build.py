@@ -34,20 +34,11 @@ def parse(argv):
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
                    "(default: DIR/tf_records); gs://BUCKET/PREFIX writes each shard "
                    "straight to an object (train-* and validation-* side by side)")
-    options.add_run_options(p)
-    options.add_reader_options(p)
+    options.add(p, "convert", ("run", "check", "reader"))
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
-    p.add_argument("--source", choices=discover.SOURCES, default="auto",
-                   help="tar: the release tars; tree: extracted train/ and validation/; "
-                   "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place; "
-                   "parquet, hf-tar: the Hugging Face copy (data/*.parquet or "
-                   "data/*.tar.gz, unpacked once into OUT/ilsvrc-spool) "
-                   "(default auto: the first of those found in DIR)")
-    p.add_argument("--labels", metavar="FILE", help="validation label file, local or "
-                   "gs://BUCKET/OBJECT (default: DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
-                   "the shipped one)")
-    options.add_task_options(p)
+    options.add(p, "convert", ("source", "labels"))
+    options.add(p, "convert", ("task", "index_only"))
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     return a

@@ -69,16 +69,12 @@ def _parse_convert(argv):
     p.add_argument("--extract", action="store_true", help="also unpack the images into "
                    "DIR/raw-data/train/<synset>/ and DIR/raw-data/validation/<synset>/ "
                    "(upstream's layout, ~150 GB more) and convert from there")
-    p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
-                   "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, "
-                   "else the shipped imagenet_2012_validation_synset_labels.txt: the rule "
-                   "./build.sh follows too)")
+    options.add(p, "convert", ("labels",))
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
-    options.add_run_options(p)
-    options.add_task_options(p)
-    options.add_reader_options(p)
+    options.add(p, "convert", ("run", "check", "task", "index_only", "reader"),
+                out="DIR")
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
@@ -183,7 +179,7 @@ def extract_main(argv):
                    help="classes to unpack (default: the 1000 shipped synsets)")
     p.add_argument("--tars", metavar="DIR", help="directory holding the tars (default: "
                    "the parent of OUTDIR, as upstream)")
-    options.add_run_options(p, check=False)
+    options.add(p, "extract", ("run",))
     a = p.parse_args(argv)
     outdir = os.path.abspath(a.outdir)
     tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)
