@@ -232,11 +232,12 @@ def workers(num_workers, flag="--num_workers"):
 
 
 def positional(args, usage, doc, least, most):
-    """-h/--help prints usage and `doc` (minus its first paragraph) and returns 0;
-    a count outside least..most (most None: no limit) prints usage on stderr and
-    returns upstream's 255.  None: go on."""
+    """-h/--help prints usage, `doc` (what the script does) and the one option, and
+    returns 0; a count outside least..most (most None: no limit) prints usage on
+    stderr and returns upstream's 255.  None: go on."""
     if args and args[0] in ("-h", "--help"):
-        sys.stdout.write(usage + doc.split("\n\n", 1)[-1])
+        sys.stdout.write("%s\n%s\n\noptions:\n  -h, --help  print this help and exit\n"
+                         % (usage, doc.strip("\n")))
         return 0
     if len(args) < least or (most is not None and len(args) > most):
         sys.stderr.write(usage)
