@@ -36,10 +36,10 @@ flags.DEFINE_string("gcs_output_path", None, "Destination gs://bucket[/prefix]: 
 flags.DEFINE_string("local_scratch_dir", None, "With --nogcs_upload: directory for the "
                     "shards, <dir>/train/train-NNNNN-of-01024 and "
                     "<dir>/validation/validation-NNNNN-of-00128.  With --gcs_upload no "
-                    "shard is written here; it holds the index of a gs:// source.")
+                    "shard is written here, only the source index file.")
 flags.DEFINE_string("raw_data_dir", None, "Directory (or gs://bucket/path) with the two "
                     "ILSVRC2012 tars, or a directory with the extracted train/ and "
-                    "validation/ directories.")
+                    "validation/ directories or another copy of the release (--source).")
 flags.DEFINE_boolean("gcs_upload", True, "Write the shards to --gcs_output_path; "
                      "--nogcs_upload keeps them in --local_scratch_dir only.")
 # Our additions (upstream has no equivalent), from the engine's option table; the
