@@ -64,9 +64,8 @@ OPTIONS = (
         "extract": "accept synsets outside the 1000 of ILSVRC2012 (a custom class set) "
                    "in the source and in SYNSETS_FILE. Without it such a synset stops "
                    "the run before anything is unpacked.",
-        "index": "no effect here: the index records the classes as the source names "
-                 "them, and the conversion that reads it checks them (accepted so "
-                 "that a converter's options can be passed on unchanged)"}),
+        "index": "no effect here (the conversion that reads the index applies it); "
+                 "accepted so that a converter's options can be passed on unchanged"}),
     Option("task_index", ("--task-index", "--task_index"), int, None, {
         "convert": TASK_MODE % ("writes", " (I counts from 0)"),
         "verify": TASK_MODE % ("re-reads", " (I counts from 0; with --source, exactly "
