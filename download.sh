@@ -12,8 +12,10 @@ usage="usage: ./download.sh hf DIR [--splits train,validation] [--revision REV]
   hf      the Hugging Face copy (ILSVRC/imagenet-1k): token from HF_TOKEN or
           'hf auth login'; ./download.sh hf --help for every option
   kaggle  the Kaggle copy (imagenet-object-localization-challenge), through
-          metalhead/download.sh
-Rerunning the same command after an interruption resumes. See docs/sources.md."
+          metalhead/download.sh; ./download.sh kaggle --help for its usage
+  -h, --help  this text
+Either download, stopped half-way, goes on when started again. docs/sources.md
+compares the copies."
 case "${1:-}" in
   hf)
     shift

@@ -10,7 +10,7 @@ with os.pread into `.NAME.partial`, padded or cut to the byte count the converte
 wrote for that shard (SHARD_BYTES: a JSON file {relative path: bytes}), fsync it and
 rename it.  Prints JSON.
 
---order listing (the default, the issue's copy floor): shard k holds the members at
+--order listing (the default, the copy floor): shard k holds the members at
 listing positions k*chunk.. in tar order, so the tars are read front to back.
 --order plan: the same members in the order the converter reads them, the training
 images in their seeded shuffle (official's plan: sorted by path, then seed 0), so
@@ -18,6 +18,7 @@ each shard's reads are spread over the whole training tar: the converter's I/O
 pattern without any of its work.
 """
 
+import argparse
 import json
 import multiprocessing
 import os
@@ -54,18 +55,35 @@ def _copy(job):
     return len(members)
 
 
+def parse(argv):
+    p = argparse.ArgumentParser(prog="bench/floor.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("release", metavar="RELEASE_DIR", help="directory holding "
+                   "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar")
+    p.add_argument("out", metavar="OUT_DIR", help="where the shard files go "
+                   "(OUT_DIR/train/, OUT_DIR/validation/)")
+    p.add_argument("workers", metavar="WORKERS", type=int, help="copying processes "
+                   "(0: all in this process)")
+    p.add_argument("shard_bytes", metavar="SHARD_BYTES", help="JSON file {relative "
+                   "path: bytes}: the size the converter wrote for each shard")
+    p.add_argument("--no-fsync", action="store_true", help="do not fsync each file "
+                   "before its rename")
+    p.add_argument("--order", choices=("listing", "plan"), default="listing",
+                   help="the order the members are read in (default listing)")
+    return p.parse_args(argv)
+
+
 def main(argv):
-    release, out, workers, shard_bytes = argv[:4]
-    do_fsync = "--no-fsync" not in argv
-    workers = int(workers)
-    with open(shard_bytes) as f:
+    a = parse(argv)
+    release, out, workers, do_fsync = a.release, a.out, a.workers, not a.no_fsync
+    with open(a.shard_bytes) as f:
         sizes = json.load(f)
     start = time.monotonic()
     with pool.Pool(0) as runner:
         train = tarindex.index_train_tar(os.path.join(release, tarindex.TRAIN_TAR), runner)
     val = tarindex.index_flat_tar(os.path.join(release, tarindex.VAL_TAR))
     indexed = time.monotonic()
-    order = argv[argv.index("--order") + 1] if "--order" in argv else "listing"
+    order = a.order
     orders = {"train": range(len(train)), "validation": range(len(val))}
     if order == "plan":   # official.make_splits: sorted by path, then the seed-0 shuffle
         by_path = sorted(range(len(train)), key=train.relpath)

@@ -200,15 +200,20 @@ def _said(name, res):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="bench/hfcopy.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gb", type=float, default=6.0, help="copy size in GB (default 6)")
     p.add_argument("--mem-gb", type=float, default=None,
                    help="memory limit of each phase (default: a third of --gb)")
     p.add_argument("-j", "--workers", type=int, default=None,
                    help="workers of each phase (default: one per core)")
-    p.add_argument("--file-mb", type=int, default=256, help="parquet file size")
-    p.add_argument("--seed", type=int, default=0, help="shuffle of the copy's rows")
-    p.add_argument("--dir", default=os.path.join(BENCH, "out", "hfcopy"))
+    p.add_argument("--file-mb", type=int, default=256, metavar="MB",
+                   help="size of each parquet file in MB (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle of the copy's "
+                   "rows (default 0)")
+    p.add_argument("--dir", default=os.path.join(BENCH, "out", "hfcopy"),
+                   help="where the release, its copy and the outputs go (default: "
+                   "bench/out/hfcopy)")
     p.add_argument("--clean", action="store_true",
                    help="delete the generated release and copy at the end")
     p.add_argument("--report", action="store_true", help="print the last result again")

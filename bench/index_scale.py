@@ -10,6 +10,7 @@ the memory each step adds to the process (resident set, bytes per member), plus 
 process's peak RSS.
 """
 
+import argparse
 import json
 import os
 import resource
@@ -64,7 +65,11 @@ def rss():
 
 
 def main(argv):
-    n = int(argv[0]) if argv else N_TRAIN
+    p = argparse.ArgumentParser(prog="bench/index_scale.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("members", metavar="MEMBERS", type=int, nargs="?", default=N_TRAIN,
+                   help="training members of the synthetic listing (default 1,281,167)")
+    n = p.parse_args(argv).members
     out = {"members": n}
     base = rss()
     t = time.monotonic()

@@ -6,6 +6,7 @@ release size of free disk (default release: 1.1 x this machine's memory).
     .venv/bin/python bench/outofcache.py [--gb GB] [--workers W] [--dir DIR]
                                          [--keep-release] [--no-verify-sh]
                                          [--baseline CHECKOUT]
+    .venv/bin/python bench/outofcache.py --report     # the last run's table again
 
 1. Generates (once; reused while its `done` marker matches) a release-shaped sample of
    GB gigabytes in DIR/release: 1000 inner <synset>.tar of the same 48 photo-like
@@ -146,16 +147,26 @@ def stages(res):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="bench/outofcache.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gb", type=float, default=None,
                    help="release size in GB (default: 1.1 x this machine's memory)")
-    p.add_argument("--workers", type=int, default=None, help="default: one per core")
-    p.add_argument("--dir", default=os.path.join(BENCH, "out", "outofcache"))
-    p.add_argument("--keep-release", action="store_true")
-    p.add_argument("--no-verify-sh", action="store_true")
+    p.add_argument("--workers", type=int, default=None, metavar="W",
+                   help="worker processes of every phase (default: one per core)")
+    p.add_argument("--dir", default=os.path.join(BENCH, "out", "outofcache"),
+                   help="where the release, the outputs and the floor's files go "
+                   "(default: bench/out/outofcache)")
+    p.add_argument("--keep-release", action="store_true", help="keep the generated "
+                   "release at the end (the outputs are deleted anyway)")
+    p.add_argument("--no-verify-sh", action="store_true", help="skip the ./verify.sh "
+                   "phase")
     p.add_argument("--baseline", metavar="CHECKOUT", help="another checkout whose "
                    "./build.sh runs on the same release after ours")
+    p.add_argument("--report", action="store_true", help="print the table of the last "
+                   "run (bench/out/outofcache.json) again, run nothing")
     a = p.parse_args(argv)
+    if a.report:
+        return show_last()
     from ilsvrc import pool
     workers = a.workers or pool.default_workers()
     memory = mem_total()
@@ -296,12 +307,15 @@ def report(r):
         print("summary line: " + line)
 
 
-if __name__ == "__main__":
+def show_last():
+    """--report: the table of the last run again."""
     last = os.path.join(BENCH, "out", "outofcache.json")
-    if len(sys.argv) > 1 and sys.argv[1] == "--report" and not os.path.exists(last):
+    if not os.path.exists(last):
         print("bench/outofcache.py: no results yet (%s): run the benchmark first" % last)
-    elif len(sys.argv) > 1 and sys.argv[1] == "--report":
-        with open(last) as fh:
-            report(json.load(fh))
-    else:
-        main()
+        return
+    with open(last) as fh:
+        report(json.load(fh))
+
+
+if __name__ == "__main__":
+    main()

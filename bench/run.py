@@ -225,20 +225,28 @@ def median_best(values):
 
 def main(argv=None):
     global OUT
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--workers", default=None, help="comma-separated worker counts "
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeat", type=int, default=3, metavar="N", help="runs of each "
+                   "configuration (default 3; 1 with --quick)")
+    p.add_argument("--workers", default=None, metavar="LIST", help="comma-separated "
+                   "worker counts "
                    "(default: 1 and all cores)")
-    p.add_argument("--checks", default="header,decode")
+    p.add_argument("--checks", default="header,decode", metavar="LIST",
+                   help="comma-separated image checks of build.sh to measure (default: "
+                   "header,decode)")
     p.add_argument("--quick", action="store_true", help="a 4,000 + 500 image sample, "
                    "one repeat, no scaling runs")
     p.add_argument("--no-scale", action="store_true", help="skip memory scaling, "
                    "index and CRC measurements")
     p.add_argument("--report", action="store_true", help="print the tables of the last "
                    "run (bench/out/results.json) again")
-    p.add_argument("--classes", type=int, default=40, help="training classes (inner tars)")
-    p.add_argument("--per-class", type=int, default=400, help="images per class")
-    p.add_argument("--val", type=int, default=1000, help="validation images")
+    p.add_argument("--classes", type=int, default=40, metavar="C",
+                   help="training classes (inner tars) of the sample (default 40)")
+    p.add_argument("--per-class", type=int, default=400, metavar="P",
+                   help="training images per class (default 400)")
+    p.add_argument("--val", type=int, default=1000, metavar="V",
+                   help="validation images of the sample (default 1000)")
     p.add_argument("--baseline", metavar="DIR", help="another checkout whose ./build.sh "
                    "runs in turn with ours on the same sample (ratios ours/baseline)")
     p.add_argument("--dir", default=OUT, help="where the samples, outputs and "

@@ -165,15 +165,23 @@ def index_size(members):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", type=int, default=4)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--check", default="decode", choices=("header", "decode"))
-    p.add_argument("--classes", type=int, default=40)
-    p.add_argument("--per-class", type=int, default=250)
-    p.add_argument("--val", type=int, default=1000)
+    p = argparse.ArgumentParser(prog="bench/tasks.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", type=int, default=4, metavar="N",
+                   help="number of tasks (default 4)")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="worker processes of the one run and of every task (default 1)")
+    p.add_argument("--check", default="decode", choices=("header", "decode"),
+                   help="image check of every conversion (default decode)")
+    p.add_argument("--classes", type=int, default=40, metavar="C",
+                   help="training classes of the sample (default 40)")
+    p.add_argument("--per-class", type=int, default=250, metavar="P",
+                   help="training images per class (default 250)")
+    p.add_argument("--val", type=int, default=1000, metavar="V",
+                   help="validation images of the sample (default 1000)")
     p.add_argument("--index-size", type=int, nargs="?", const=1281167, default=None,
-                   metavar="MEMBERS")
+                   metavar="MEMBERS", help="part 2 instead of part 1: the index file of "
+                   "MEMBERS training members (default 1,281,167)")
     a = p.parse_args(argv)
     if a.index_size is not None:
         return index_size(a.index_size)

@@ -3,14 +3,21 @@
 #   metalhead/download.sh DIR   ->  DIR/imagenet-object-localization-challenge.zip
 # Uses the project's virtualenv (<repo>/.venv, made by ./setup.sh) and installs the
 # pinned kaggle client (metalhead/requirements.txt) into it when it is missing.
-# Credentials: kaggle.json or environment variables, never arguments (see README.md).
+# Credentials: kaggle.json or environment variables, never arguments (docs/metalhead.md).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 py="$top/.venv/bin/python"
 
-usage="usage: metalhead/download.sh DIR   (credentials go in kaggle.json, see metalhead/README.md)"
+usage="usage: metalhead/download.sh DIR   (--help says more)"
+help="usage: metalhead/download.sh DIR
+Fetches imagenet-object-localization-challenge.zip (about 155 GB) from Kaggle into DIR
+with the official kaggle client, first installed into .venv at the version pinned in
+metalhead/requirements.txt when it is not there. Credentials come from kaggle.json or
+KAGGLE_USERNAME and KAGGLE_KEY, never from arguments (docs/metalhead.md). Run again
+after an interruption, it resumes the partial file.
+  -h, --help  this text"
 case "${1:-}" in
-  -h|--help) echo "$usage"; exit 0 ;;
+  -h|--help) echo "$help"; exit 0 ;;
 esac
 if [ $# -ne 1 ] || [ "${1#-}" != "$1" ]; then
   echo "$usage" >&2

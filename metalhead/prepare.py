@@ -312,7 +312,7 @@ def main(argv=None):
                         help="the 50,000 validation labels in file order (default: %(default)s)")
     parser.add_argument("--expect-full", action="store_true",
                         help="treat anything short of the whole release as an error")
-    parser.add_argument("--verify-only", action="store_true", help="check OUT, unpack nothing")
+    parser.add_argument("--verify-only", action="store_true", help="check --out as it is, unpack nothing")
     parser.add_argument("--class-folders", metavar="DIR",
                         help="after the check, also make DIR/train/<synset>/ and "
                         "DIR/val/<synset>/ of links to the images (hard links, symbolic links "

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ilsvrc.venv import use_checkout_venv  # noqa: E402
 use_checkout_venv("imagenet_to_gcs.py")
 
-from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
+from absl import flags  # noqa: E402  (absl comes with TensorFlow)
 
 from ilsvrc import pool, storage  # noqa: E402
 from ilsvrc.cli import options  # noqa: E402
@@ -36,21 +36,18 @@ flags.DEFINE_string("gcs_output_path", None, "Destination gs://bucket[/prefix]: 
 flags.DEFINE_string("local_scratch_dir", None, "With --nogcs_upload: directory for the "
                     "shards, <dir>/train/train-NNNNN-of-01024 and "
                     "<dir>/validation/validation-NNNNN-of-00128.  With --gcs_upload no "
-                    "shard is written here; it holds the index of a gs:// source.")
+                    "shard is written here, only the source index file.")
 flags.DEFINE_string("raw_data_dir", None, "Directory (or gs://bucket/path) with the two "
                     "ILSVRC2012 tars, or a directory with the extracted train/ and "
-                    "validation/ directories.")
+                    "validation/ directories or another copy of the release (--source).")
 flags.DEFINE_boolean("gcs_upload", True, "Write the shards to --gcs_output_path; "
                      "--nogcs_upload keeps them in --local_scratch_dir only.")
-# Our additions (upstream has no equivalent):
-options.define_flags(flags)  # --num_workers, --image_check, --verify, custom classes
-options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
-options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
-flags.DEFINE_enum("source", "auto", list(discover.SOURCES), "Read the release tars (tar), "
-                  "the extracted directories (tree), the unpacked Kaggle ILSVRC/ tree "
-                  "(kaggle), the Kaggle zip in place (zip), or the Hugging Face "
-                  "copy: parquet files (parquet) or its tar.gz files (hf-tar); auto takes "
-                  "the first found.")
+# Our additions (upstream has no equivalent), from the engine's option table; the
+# --help of this script lists them with its own flags.
+options.define(flags, "convert", ("run", "check", "task", "index_only", "reader",
+                                  "source"),
+               out="--local_scratch_dir", dir="--raw_data_dir", remote_index="")
+flags.adopt_module_key_flags(options)
 
 FLAGS = flags.FLAGS
 PROG = "imagenet_to_gcs.py"
@@ -116,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    options.run_absl(main)

@@ -1,7 +1,8 @@
-"""`./build.sh DIR`: the seed's one command for the TF official ResNet records.
+"""`./build.sh DIR`: the TF official ResNet records of the ILSVRC2012 copy in DIR.
 
-Reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in DIR where they are and
-writes DIR/tf_records/train/train-NNNNN-of-01024 and
+Reads ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in DIR where they are (or
+another copy of the release, --source) and writes
+DIR/tf_records/train/train-NNNNN-of-01024 and
 DIR/tf_records/validation/validation-NNNNN-of-00128 (what darchr's build.sh produced
 through docker and imagenet_to_gcs.py, without the docker, the extraction or the
 300 GB of scratch space).
@@ -21,33 +22,25 @@ PROG = "build.sh"
 
 def parse(argv):
     p = argparse.ArgumentParser(
-        prog=PROG, description="Convert the ILSVRC2012 tars in DIR into TFRecords for the "
-        "TF official ResNet (tensorflow/tpu imagenet_to_gcs.py format), reading the tars "
-        "in place.",
-        epilog="Validation labels come from DIR/synset_labels.txt when present, else from "
-        "the Kaggle copy's LOC_val_solution.csv, else from the shipped 50,000-line file. "
-        "Rerunning the same command after an interruption "
-        "resumes: finished shards are kept.")
+        prog=PROG, description="Convert the ILSVRC2012 release in DIR into the TFRecords "
+        "of the TF official ResNet (the format of tensorflow/tpu's imagenet_to_gcs.py): "
+        "OUT/train/train-NNNNN-of-01024 and OUT/validation/validation-NNNNN-of-00128. The "
+        "tars are read in place; the extracted tree, the Kaggle copy and the Hugging Face "
+        "copy are read as well (--source).",
+        epilog="Interrupted? Run it again with the same arguments: the shards already "
+        "finished are kept and only the others are written. ./verify.sh official OUT "
+        "--source DIR then checks the result against the source.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar "
-                   "and ILSVRC2012_img_val.tar (or the extracted train/ and validation/); "
+                   "and ILSVRC2012_img_val.tar, or another copy of the release (--source); "
                    "gs://BUCKET/PATH reads the tars in place from Cloud Storage")
     p.add_argument("-o", "--output", metavar="OUT", help="output directory "
                    "(default: DIR/tf_records); gs://BUCKET/PREFIX writes each shard "
                    "straight to an object (train-* and validation-* side by side)")
-    options.add_run_options(p)
-    options.add_reader_options(p)
+    options.add(p, "convert", ("run", "check", "reader"))
     p.add_argument("--extract", action="store_true", help="also unpack the JPEGs into "
                    "DIR/train/<synset>/ and DIR/validation/ (needs ~150 GB more)")
-    p.add_argument("--source", choices=discover.SOURCES, default="auto",
-                   help="tar: the release tars; tree: extracted train/ and validation/; "
-                   "kaggle: the unpacked Kaggle ILSVRC/ tree; zip: the Kaggle zip in place; "
-                   "parquet, hf-tar: the Hugging Face copy (data/*.parquet or "
-                   "data/*.tar.gz, unpacked once into OUT/ilsvrc-spool) "
-                   "(default auto: the first of those found in DIR)")
-    p.add_argument("--labels", metavar="FILE", help="validation label file, local or "
-                   "gs://BUCKET/OBJECT (default: DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, else "
-                   "the shipped one)")
-    options.add_task_options(p)
+    options.add(p, "convert", ("source", "labels"))
+    options.add(p, "convert", ("task", "index_only"))
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     return a

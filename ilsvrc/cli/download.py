@@ -43,8 +43,8 @@ def parse(argv):
         "repository, each file checked against the size and SHA-256 the Hub reports."
         % hub.REPO,
         epilog="Token: HF_TOKEN or `hf auth login`; accept the terms at %s first. "
-        "Rerunning the same command after an interruption resumes: finished files are "
-        "kept and not hashed again. DIR/%s records the commit and the files."
+        "After an interruption the same command picks up where it stopped: complete "
+        "files are kept and not hashed again. DIR/%s records the commit and the files."
         % (hub.PAGE, hub.RECORD))
     p.add_argument("dir", metavar="DIR", help="directory to download into (created "
                    "if missing)")

@@ -21,8 +21,7 @@ def parse(argv):
     p.add_argument("-o", "--output", metavar="FILE", required=True,
                    help="where to write the index: the conversion's output "
                    "directory/%s is where the front ends look" % cached.DEFAULT_NAME)
-    p.add_argument("--source", choices=discover.SOURCES, default="auto")
-    options.add_run_options(p, check=False)
+    options.add(p, "index", ("source", "run"))
     return p.parse_args(argv)
 
 

@@ -51,17 +51,18 @@ def extract_raw(source, raw_dir, synsets_file, runner, log=sys.stderr, allow_cus
     log.write("unpacked %d files into %s/train and %s/validation\n" % (n, raw_dir, raw_dir))
 
 
-def _parser(prog, what):
-    return argparse.ArgumentParser(prog=prog, description=what, epilog="Nothing is "
-                                   "downloaded and nothing is asked. Rerunning the same "
-                                   "command after an interruption resumes.")
+def _parser(prog, what, after):
+    return argparse.ArgumentParser(prog=prog, description=what, epilog=after)
 
 
 def _parse_convert(argv):
     p = _parser(CONVERT, "Build TF-slim's ImageNet TFRecords in DIR from the ILSVRC2012 "
                 "tars in DIR, read in place: DIR/validation-NNNNN-of-00128, "
-                "DIR/train-NNNNN-of-01024 and DIR/raw-data/imagenet_2012_bounding_boxes.csv; "
-                "finished shards of an interrupted run are kept.")
+                "DIR/train-NNNNN-of-01024 and DIR/raw-data/imagenet_2012_bounding_boxes.csv.",
+                "Unlike upstream's script it downloads nothing and asks nothing: the tars "
+                "(and the box archive, unless --no-boxes) must be in DIR already. A second "
+                "run after an interruption keeps the finished shards. To check the "
+                "result: ./verify.sh slim DIR --source DIR.")
     p.add_argument("dir", metavar="DIR", help="directory holding ILSVRC2012_img_train.tar, "
                    "ILSVRC2012_img_val.tar and %s" % bbox.ARCHIVE)
     p.add_argument("--no-boxes", action="store_true", help="convert without %s: every "
@@ -69,16 +70,12 @@ def _parse_convert(argv):
     p.add_argument("--extract", action="store_true", help="also unpack the images into "
                    "DIR/raw-data/train/<synset>/ and DIR/raw-data/validation/<synset>/ "
                    "(upstream's layout, ~150 GB more) and convert from there")
-    p.add_argument("--labels", metavar="FILE", help="validation label file (default: "
-                   "DIR/synset_labels.txt, else the Kaggle copy's LOC_val_solution.csv, "
-                   "else the shipped imagenet_2012_validation_synset_labels.txt: the rule "
-                   "./build.sh follows too)")
+    options.add(p, "convert", ("labels",))
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="shard layout of upstream's threads (default 8 as "
                    "tensorflow/models; 64 reproduces darchr-built datasets)")
-    options.add_run_options(p)
-    options.add_task_options(p)
-    options.add_reader_options(p)
+    options.add(p, "convert", ("run", "check", "task", "index_only", "reader"),
+                out="DIR")
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     slim.check_layout(slim.TRAIN_SHARDS, slim.VAL_SHARDS, a.num_threads)
@@ -176,14 +173,18 @@ def convert_main(argv):
 
 def extract_main(argv):
     p = _parser(EXTRACT, "Unpack the ILSVRC2012 tars into OUTDIR/train/<synset>/ and "
-                "OUTDIR/validation/<synset>/; files already there are kept.")
+                "OUTDIR/validation/<synset>/ (the raw-data tree of TF-slim): the training "
+                "images of the classes SYNSETS_FILE lists, and every validation image.",
+                "Upstream's script fetched the tars from image-net.org; this one downloads "
+                "nothing and asks for no credentials. Files already unpacked with the "
+                "right size are kept, so an interrupted run completes when started again.")
     p.add_argument("outdir", metavar="OUTDIR", nargs="?", default="imagenet-data",
                    help="where to unpack (default ./imagenet-data)")
     p.add_argument("synsets", metavar="SYNSETS_FILE", nargs="?", default=shipped.SYNSETS_FILE,
                    help="classes to unpack (default: the 1000 shipped synsets)")
     p.add_argument("--tars", metavar="DIR", help="directory holding the tars (default: "
                    "the parent of OUTDIR, as upstream)")
-    options.add_run_options(p, check=False)
+    options.add(p, "extract", ("run",))
     a = p.parse_args(argv)
     outdir = os.path.abspath(a.outdir)
     tars = os.path.abspath(a.tars) if a.tars else os.path.dirname(outdir)

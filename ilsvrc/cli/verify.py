@@ -41,6 +41,7 @@ from ilsvrc.cli import options
 from ilsvrc.errors import UsageError, UserError, main_guard
 
 PROG = "verify.sh"
+SOURCE_WHEN = "with --source: "   # what the options about the source need
 MAX_LISTED = 20
 
 
@@ -75,14 +76,12 @@ def parse(argv):
                    "compare names and labels with the plan but not each record's image "
                    "bytes with the source (faster: the source is not read; the last line "
                    "says so)")
-    p.add_argument("--labels", metavar="FILE", help="with --source: the validation label "
-                   "file used (default: DIR/synset_labels.txt, else the shipped one)")
+    options.add(p, "verify", ("labels",), when=SOURCE_WHEN)
     p.add_argument("--num-threads", "--num_threads", type=int, default=slim.NUM_THREADS,
                    metavar="T", help="slim with --source: the --num_threads the shards "
                    "were written with (default 8; 64 for darchr-built datasets)")
     p.add_argument("--checksums", action="store_true", help=CHECKSUMS_HELP + ".")
-    options.add_run_options(p, check=False)
-    options.add_task_options(p, index_only=False)
+    options.add(p, "verify", ("run", "task"), out="OUT_DIR", when=SOURCE_WHEN)
     a = p.parse_args(argv)
     a.workers = options.workers(a.workers, "--workers")
     if (a.labels or a.no_image_bytes) and not a.source:

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 from ilsvrc.venv import use_checkout_venv  # noqa: E402
 use_checkout_venv("build_imagenet_data.py")
 
-from absl import app, flags  # noqa: E402  (absl comes with TensorFlow)
+from absl import flags  # noqa: E402  (absl comes with TensorFlow)
 
 from ilsvrc import pool, shipped  # noqa: E402
 from ilsvrc.sources import cached, discover  # noqa: E402
@@ -55,14 +55,13 @@ flags.DEFINE_string("source_dir", None, "Read ILSVRC2012_img_train.tar and "
                     "copy: split tars, the Kaggle copy, the Hugging Face copy; "
                     "docs/sources.md), instead of --train_directory and "
                     "--validation_directory.")
-flags.DEFINE_string("validation_labels_file", None, "With --source_dir: the synset of "
-                    "each validation image, one a line in number order (default: "
-                    "synset_labels.txt in --source_dir, else the Kaggle copy's "
-                    "LOC_val_solution.csv, else the shipped "
-                    "imagenet_2012_validation_synset_labels.txt).")
-options.define_flags(flags)  # --num_workers, --image_check, --verify
-options.define_task_flags(flags)  # --task_index, --task_count, --index, --index_only
-options.define_reader_flags(flags)  # --dali_index, --tfds_metadata
+# --validation_labels_file and the engine's options come from its option table; the
+# --help of this script lists them with its own flags.
+options.define(flags, "convert", ("labels", "run", "check", "task", "index_only",
+                                  "reader"),
+               out="--output_directory", dir="--source_dir",
+               when="With --source_dir: ")
+flags.adopt_module_key_flags(options)
 
 FLAGS = flags.FLAGS
 PROG = "build_imagenet_data.py"
@@ -131,4 +130,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    options.run_absl(main)

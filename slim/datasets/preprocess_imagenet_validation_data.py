@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
 """Sort the flat ILSVRC2012 validation images into one folder per synset (Python 3 port).
 
-  preprocess_imagenet_validation_data.py VALIDATION_DIR LABELS_FILE
-
 Moves VALIDATION_DIR/ILSVRC2012_val_%08d.JPEG number k into VALIDATION_DIR/<synset>/,
 the synset being line k of LABELS_FILE (the shipped
 imagenet_2012_validation_synset_labels.txt), which is the layout build_imagenet_data.py

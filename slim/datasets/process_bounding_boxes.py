@@ -26,7 +26,7 @@ from ilsvrc.cli import options  # noqa: E402
 from ilsvrc.errors import main_guard  # noqa: E402
 
 PROG = "process_bounding_boxes.py"
-USAGE = "usage: %s ANNOTATION_DIR_OR_ARCHIVE [SYNSETS_FILE]\n" % PROG
+USAGE = "usage: %s ANNOTATIONS [SYNSETS_FILE]\n" % PROG
 
 
 def run(args):
