@@ -27,10 +27,16 @@ _OLD_NAME = re.compile(r"\.(?P<shard>[^.]+)\.(?P<host>.+)\.(?P<pid>\d+)\.partial
 _UNOWNED_NAME = re.compile(r"\.(?P<shard>[^.]+)\.partial")
 
 
+_HOST = {}   # pid -> host(), asked of the system once per process
+
+
 def host():
     """This machine's name as it appears in partial-file names (any character but
     letters, digits, '_' and '-' made '-', dots included)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname() or "host")
+    pid = os.getpid()
+    if pid not in _HOST:   # a name is needed for every shard: ~70 us a system call
+        _HOST[pid] = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname() or "host")
+    return _HOST[pid]
 
 
 def run_token():

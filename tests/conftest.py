@@ -148,7 +148,7 @@ def gcs_emulator():
 # Modules that take longest (a full run's --durations), started first so that under
 # ./test.sh's `--dist loadfile` no worker is left alone with one of them at the end.
 # Only the order of modules changes; tests within a module keep theirs.
-SLOW_MODULES = ("test_tasks.py", "test_deploy.py", "test_bad_inputs.py",
+SLOW_MODULES = ("test_docs.py", "test_tasks.py", "test_deploy.py", "test_bad_inputs.py",
                 "test_storage.py", "test_official.py", "test_contract_official.py")
 
 
