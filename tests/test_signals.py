@@ -15,9 +15,10 @@ from conftest import REPO, generated_release
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    # big enough that --check decode keeps two workers busy for several seconds
+    # big enough that --check decode keeps two workers busy for several seconds even
+    # on a quiet machine (~1,000 images/s on 2 cores)
     return generated_release(tmp_path_factory, "signals-release", classes=20,
-                             per_class=60, val=200, seed=5)
+                             per_class=200, val=200, seed=5)
 
 
 def _session(sid):
@@ -47,9 +48,19 @@ def _start(release, out):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
     assert len(_session(proc.pid)) >= 3, "the workers never started"
-    time.sleep(1.5)                      # into the conversion
+    train = os.path.join(out, "train")
+    while time.monotonic() < deadline and proc.poll() is None and not any(
+            not n.startswith(".") for n in _names(train)):
+        time.sleep(0.05)                 # into the conversion: a first shard is kept
     assert proc.poll() is None, "the run ended before it could be stopped"
     return proc
+
+
+def _names(directory):
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
 
 
 @pytest.fixture
