@@ -63,9 +63,10 @@ echo "setup.sh: installing into $venv ..." >&2
 # Lines of packages named now replace their older pins; the rest are kept.
 names=$(printf '%s\n' "$want" | sed 's/[=<>!~ ].*//' | sort -u)
 { printf '%s\n' "$want"
-  [ -f "$stamp" ] && grep -v '^[[:space:]]*\(#\|-r\|$\)' "$stamp" |
-    grep -vxF -f <(printf '%s\n' "$want") |
+  if [ -f "$stamp" ]; then   # (grep finding nothing is not an error here)
     awk -v names="$names" 'BEGIN { n = split(names, a, "\n"); for (i = 1; i <= n; i++) skip[a[i]] = 1 }
-      { name = $0; sub(/[=<>!~ ].*/, "", name); if (!(name in skip)) print }'
+      /^[[:space:]]*(#|-r|$)/ { next }
+      { name = $0; sub(/[=<>!~ ].*/, "", name); if (!(name in skip)) print }' "$stamp"
+  fi
 } | sort -u > "$stamp.new"
 mv "$stamp.new" "$stamp"
