@@ -154,7 +154,13 @@ def _google():
 def _tensorflow():
     """TensorFlow's compiled CRC32C through ctypes, or None where not found."""
     path = _library_path()
-    return None if path is None else _bind(ctypes.CDLL(path))
+    if path is None:
+        return None
+    # Loading the library logs oneDNN's notice (and absl's "before InitializeLog"),
+    # whatever the log level, unless oneDNN is off: it only affects math kernels.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    return _bind(ctypes.CDLL(path))
 
 
 def _passes(crc):
