@@ -67,12 +67,7 @@ def _run(args, env=None):
 def main():
     ap = argparse.ArgumentParser(prog="bench/gcs.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--classes", type=int, default=8, metavar="C",
-                    help="training classes of the sample (default 8)")
-    ap.add_argument("--per-class", type=int, default=100, metavar="P",
-                    help="training images per class (default 100)")
-    ap.add_argument("--val", type=int, default=200, metavar="V",
-                    help="validation images of the sample (default 200)")
+    sample.add_shape_options(ap, classes=8, per_class=100, val=200)
     ap.add_argument("--workers", type=int, default=2, metavar="N",
                     help="worker processes of each conversion and each read of the "
                     "images (default 2)")

@@ -241,12 +241,7 @@ def main(argv=None):
                    "index and CRC measurements")
     p.add_argument("--report", action="store_true", help="print the tables of the last "
                    "run (bench/out/results.json) again")
-    p.add_argument("--classes", type=int, default=40, metavar="C",
-                   help="training classes (inner tars) of the sample (default 40)")
-    p.add_argument("--per-class", type=int, default=400, metavar="P",
-                   help="training images per class (default 400)")
-    p.add_argument("--val", type=int, default=1000, metavar="V",
-                   help="validation images of the sample (default 1000)")
+    bsample.add_shape_options(p, classes=40, per_class=400, val=1000)
     p.add_argument("--baseline", metavar="DIR", help="another checkout whose ./build.sh "
                    "runs in turn with ours on the same sample (ratios ours/baseline)")
     p.add_argument("--dir", default=OUT, help="where the samples, outputs and "

@@ -112,3 +112,14 @@ def build(out_dir, classes, per_class, val, kind="photo", distinct=48, seed=1):
 def release_bytes(out_dir):
     return sum(os.path.getsize(os.path.join(out_dir, n))
                for n in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"))
+
+
+def add_shape_options(parser, classes, per_class, val):
+    """--classes, --per-class and --val: the shape of the sample a benchmark builds."""
+    parser.add_argument("--classes", type=int, default=classes, metavar="C",
+                        help="training classes: inner tars (default %d)"
+                        % classes)
+    parser.add_argument("--per-class", type=int, default=per_class, metavar="P",
+                        help="training images per class (default %d)" % per_class)
+    parser.add_argument("--val", type=int, default=val, metavar="V",
+                        help="validation images of the sample (default %d)" % val)

@@ -173,12 +173,7 @@ def main(argv=None):
                    help="worker processes of the one run and of every task (default 1)")
     p.add_argument("--check", default="decode", choices=("header", "decode"),
                    help="image check of every conversion (default decode)")
-    p.add_argument("--classes", type=int, default=40, metavar="C",
-                   help="training classes of the sample (default 40)")
-    p.add_argument("--per-class", type=int, default=250, metavar="P",
-                   help="training images per class (default 250)")
-    p.add_argument("--val", type=int, default=1000, metavar="V",
-                   help="validation images of the sample (default 1000)")
+    bench_sample.add_shape_options(p, classes=40, per_class=250, val=1000)
     p.add_argument("--index-size", type=int, nargs="?", const=1281167, default=None,
                    metavar="MEMBERS", help="part 2 instead of part 1: the index file of "
                    "MEMBERS training members (default 1,281,167)")
