@@ -32,7 +32,7 @@ def test_plain_python3_finds_the_virtualenv(script):
     if not os.path.exists(os.path.join(REPO, ".venv", "bin", "python")):
         pytest.skip("this checkout has no .venv")
     r = _run([SYSTEM, script, "--help"], REPO)
-    # absl's --help exits 1 after printing the help (as under .venv/bin/python)
+    # the same help and exit status as under .venv/bin/python
     direct = _run([os.path.join(REPO, ".venv", "bin", "python"), script, "--help"], REPO)
     assert (r.returncode, r.stdout) == (direct.returncode, direct.stdout)
     assert script.rsplit("/", 1)[-1] in r.stdout + r.stderr
