@@ -10,10 +10,18 @@ most 2*workers jobs are pickled and waiting at any time, so memory does not grow
 the number of jobs.  Results come in completion order.  workers=0 runs everything in
 this process (debugging and tests).  On the first exception the workers are stopped
 and the exception is raised in the caller.
+
+Small jobs may travel together (`run(..., weight=, per_batch=)`): consecutive jobs
+whose weights add up to at most `per_batch` go to one worker as one batch, run there
+in turn, and their results come back together (each still yielded as (job, result)),
+so that many small jobs do not each pay the round trip (~0.2 ms of CPU: pickling,
+queues, wake-ups).  A job that raises stops its batch: the results of the jobs before
+it in the batch are yielded first, then its exception is raised.
 """
 
 import concurrent.futures as cf
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -68,6 +76,34 @@ def _started():
     """Worker: nothing to load (the job that makes a worker start)."""
 
 
+def _run_batch(fn, jobs):
+    """Worker: fn(job) for each of `jobs` in turn; returns ([results], None), or at
+    the first exception ([results of the jobs before it], the exception with its
+    traceback, raised in the caller as ProcessPoolExecutor raises one)."""
+    results = []
+    for job in jobs:
+        try:
+            results.append(fn(job))
+        except Exception as err:
+            return results, cf.process._ExceptionWithTraceback(err, err.__traceback__)
+    return results, None
+
+
+def _batches(jobs, weight, per_batch):
+    """Lists of consecutive jobs whose weights add up to at most `per_batch` (a job
+    heavier than that alone), lazily."""
+    batch, total = [], 0
+    for job in jobs:
+        w = weight(job)
+        if batch and total + w > per_batch:
+            yield batch
+            batch, total = [], 0
+        batch.append(job)
+        total += w
+    if batch:
+        yield batch
+
+
 class Pool:
     """`workers` processes (0: this process); `warm_up`, a module-level function,
     runs once in every worker as it starts (say, to load what the jobs will need)."""
@@ -119,12 +155,31 @@ class Pool:
                 pass
         ex.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, fn, jobs):
+    def run(self, fn, jobs, weight=None, per_batch=0):
+        """(job, fn(job)) of every job, in completion order; with `weight` (job ->
+        number), jobs go out in batches of at most `per_batch` (module docstring)."""
         if self.workers <= 0:
             _init_worker()
             for job in jobs:
                 yield job, fn(job)
             return
+        if weight is not None and per_batch > 0:
+            yield from self._batched(fn, jobs, weight, per_batch)
+            return
+        yield from self._run(fn, jobs)
+
+    def _batched(self, fn, jobs, weight, per_batch):
+        try:
+            for batch, (results, err) in self._run(functools.partial(_run_batch, fn),
+                                                   _batches(jobs, weight, per_batch)):
+                yield from zip(batch, results)
+                if err is not None:      # rebuilt here as the exception itself
+                    raise err
+        except BaseException:
+            self.close(abort=True)
+            raise
+
+    def _run(self, fn, jobs):
         executor = self._get()
         pending = {}
         jobs = iter(jobs)

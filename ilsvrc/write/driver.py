@@ -111,6 +111,16 @@ def _jobs(todo, check, verify, index, dests, surveyed):
     return jobs, index_of
 
 
+# Small shards go to a worker together, up to this many images in all (pool.Pool.run):
+# each job costs ~0.2 ms of CPU in the pool's round trip, as much as half an image.
+# A shard of the full release (~1,250 or 390 images) always travels alone.
+BATCH_IMAGES = 128
+
+
+def _images(job):
+    return len(job.items)
+
+
 def _write(splits, todo, kept, runner, check, label, verify, index, dests, surveyed):
     """Shards go out biggest first (most images, then plan order): output does not
     depend on the order, and the last shards to finish are then the small ones."""
@@ -128,7 +138,8 @@ def _write(splits, todo, kept, runner, check, label, verify, index, dests, surve
     written = 0
     finisher = Finisher()
     try:
-        for job, result in runner.run(worker.write_shard, jobs):
+        for job, result in runner.run(worker.write_shard, jobs, weight=_images,
+                                      per_batch=BATCH_IMAGES):
             prefix = prefix_of[job.path]
             dests[prefix].finish(finisher, job.path, index_of[job.path])
             written += result.bytes_written
