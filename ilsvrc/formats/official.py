@@ -79,9 +79,16 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
     if note and log is not None:
         log.write(note + "\n")
 
+    shared = {}
+
     def class_features(synset):
-        return {"image/class/label": (I, [labels[synset]]),
-                "image/class/synset": (B, [synset.encode("utf-8")])}
+        # one dict per class, shared by its items (read only, like every item of
+        # the plan): built once, and pickled once per job to the workers
+        feats = shared.get(synset)
+        if feats is None:
+            feats = shared[synset] = {"image/class/label": (I, [labels[synset]]),
+                                      "image/class/synset": (B, [synset.encode("utf-8")])}
+        return feats
 
     def train_item(j):
         i = train_order[j]
