@@ -63,12 +63,33 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
+# glibc malloc's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD (mallopt)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED, MMAP_ABOVE = 64 << 20, 4 << 20
+
+
+def _keep_freed_memory():
+    """Have glibc's malloc keep up to KEEP_FREED bytes of freed heap for reuse, and
+    take blocks up to MMAP_ABOVE from the heap.  A worker allocates and frees each
+    image's bytes (~110 KB, read and read back): by default the top of the heap was
+    handed back to the kernel and faulted in again, image after image (125,000
+    page faults in a 13,000-image run with 2 workers, 46,000 so).  A worker's peak
+    memory does not change.  Nothing happens where malloc is not glibc's."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt(_M_TRIM_THRESHOLD, KEEP_FREED)
+        mallopt(_M_MMAP_THRESHOLD, MMAP_ABOVE)
+    except (OSError, AttributeError):
+        pass
+
+
 def _start_worker(parent):
     """Initializer of a worker process: tied to its parent's life, its environment,
-    and TensorFlow's image ops without the rest of the package when it needs them
-    (tfimport.use_light_import)."""
+    its allocator's settings, and TensorFlow's image ops without the rest of the
+    package when it needs them (tfimport.use_light_import)."""
     _die_with_parent(parent)
     _init_worker()
+    _keep_freed_memory()
     tfimport.use_light_import()
 
 
