@@ -123,10 +123,12 @@ def _images(job):
 
 
 def _write(splits, todo, kept, runner, check, label, verify, index, dests, surveyed):
-    """Shards go out biggest first (most images, then plan order): output does not
-    depend on the order, and the last shards to finish are then the small ones."""
+    """Shards go out biggest first (most images, then plan order), those a split
+    names `first` before all: output does not depend on the order, and the last
+    shards to finish are then the small ones."""
     order = {id(split): i for i, split in enumerate(splits)}
-    todo = sorted(todo, key=lambda t: (t[0].ranges[t[1]][0] - t[0].ranges[t[1]][1],
+    todo = sorted(todo, key=lambda t: (t[1] not in getattr(t[0], "first", ()),
+                                       t[0].ranges[t[1]][0] - t[0].ranges[t[1]][1],
                                        order[id(t[0])], t[1]))
     total = sum(split.ranges[k][1] - split.ranges[k][0] for split, k in todo)
     if kept:
