@@ -4,6 +4,7 @@ Listings are sorted before any seeded shuffle (decision A2), so the same images 
 the same shards on every machine, whatever order the filesystem or tar lists them in.
 """
 
+import bisect
 import math
 import os
 import random
@@ -111,16 +112,43 @@ def shard_name(prefix, k, num_shards):
     return "%s-%05d-of-%05d" % (prefix, k, num_shards)
 
 
+def find_sorted(keys, order, wanted):
+    """The indices i with keys[i] in `wanted`, given `order`, the indices sorted by
+    key (a binary search for each wanted key)."""
+    found = []
+    for key in wanted:
+        pos = bisect.bisect_left(order, key, key=keys.__getitem__)
+        if pos < len(order) and keys[order[pos]] == key:
+            found.append(order[pos])
+    return found
+
+
+def shards_of(ranges, positions):
+    """The set of k whose ranges[k] holds one of the planned `positions`."""
+    starts = [start for start, end in ranges]
+    out = set()
+    for j in positions:
+        k = bisect.bisect_right(starts, j) - 1
+        while k >= 0 and not ranges[k][0] <= j < ranges[k][1]:
+            k -= 1          # empty shards share their start with the next one
+        if k >= 0:
+            out.add(k)
+    return frozenset(out)
+
+
 class Split:
     """One output split: where its shards go and which items each holds.
 
     `ranges[k]` is the (start, end) slice of planned positions in shard k and
-    `item(j)` builds the PlannedImage at planned position j.
+    `item(j)` builds the PlannedImage at planned position j.  `first`: shards to
+    write before the others, the order being free (those holding an image that is
+    re-encoded with TensorFlow's kernels: sent together, a small sample's are
+    written by one worker, the only one that loads the kernels).
     """
 
-    def __init__(self, prefix, out_dir, ranges, item, count):
+    def __init__(self, prefix, out_dir, ranges, item, count, first=frozenset()):
         self.prefix, self.out_dir, self.ranges, self.item = prefix, out_dir, ranges, item
-        self.count = count
+        self.count, self.first = count, first
 
     @property
     def num_shards(self):

@@ -10,10 +10,18 @@ most 2*workers jobs are pickled and waiting at any time, so memory does not grow
 the number of jobs.  Results come in completion order.  workers=0 runs everything in
 this process (debugging and tests).  On the first exception the workers are stopped
 and the exception is raised in the caller.
+
+Small jobs may travel together (`run(..., weight=, per_batch=)`): consecutive jobs
+whose weights add up to at most `per_batch` go to one worker as one batch, run there
+in turn, and their results come back together (each still yielded as (job, result)),
+so that many small jobs do not each pay the round trip (~0.2 ms of CPU: pickling,
+queues, wake-ups).  A job that raises stops its batch: the results of the jobs before
+it in the batch are yielded first, then its exception is raised.
 """
 
 import concurrent.futures as cf
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -55,17 +63,66 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
+# glibc malloc's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD (mallopt)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED, MMAP_ABOVE = 64 << 20, 4 << 20
+
+
+def _keep_freed_memory():
+    """Have glibc's malloc keep up to KEEP_FREED bytes of freed heap for reuse, and
+    take blocks up to MMAP_ABOVE from the heap.  A worker allocates and frees each
+    image's bytes (~110 KB, read and read back): by default the top of the heap was
+    handed back to the kernel and faulted in again, image after image (125,000
+    page faults in a 13,000-image run with 2 workers, 46,000 so).  A worker's peak
+    memory does not change.  Nothing happens where malloc is not glibc's."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt(_M_TRIM_THRESHOLD, KEEP_FREED)
+        mallopt(_M_MMAP_THRESHOLD, MMAP_ABOVE)
+    except (OSError, AttributeError):
+        pass
+
+
 def _start_worker(parent):
     """Initializer of a worker process: tied to its parent's life, its environment,
-    and TensorFlow's image ops without the rest of the package when it needs them
-    (tfimport.use_light_import)."""
+    its allocator's settings, and TensorFlow's image ops without the rest of the
+    package when it needs them (tfimport.use_light_import)."""
     _die_with_parent(parent)
     _init_worker()
+    _keep_freed_memory()
     tfimport.use_light_import()
 
 
 def _started():
     """Worker: nothing to load (the job that makes a worker start)."""
+
+
+def _run_batch(fn, jobs):
+    """Worker: fn(job) for each of `jobs` in turn; returns ([results], None), or at
+    the first exception ([results of the jobs before it], the exception with its
+    traceback, raised in the caller as ProcessPoolExecutor raises one)."""
+    results = []
+    for job in jobs:
+        try:
+            results.append(fn(job))
+        except Exception as err:
+            return results, cf.process._ExceptionWithTraceback(err, err.__traceback__)
+    return results, None
+
+
+def _batches(jobs, weight, per_batch):
+    """Lists of consecutive jobs whose weights add up to at most `per_batch` (a job
+    heavier than that alone), lazily."""
+    batch, total = [], 0
+    for job in jobs:
+        w = weight(job)
+        if batch and total + w > per_batch:
+            yield batch
+            batch, total = [], 0
+        batch.append(job)
+        total += w
+    if batch:
+        yield batch
 
 
 class Pool:
@@ -119,12 +176,31 @@ class Pool:
                 pass
         ex.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, fn, jobs):
+    def run(self, fn, jobs, weight=None, per_batch=0):
+        """(job, fn(job)) of every job, in completion order; with `weight` (job ->
+        number), jobs go out in batches of at most `per_batch` (module docstring)."""
         if self.workers <= 0:
             _init_worker()
             for job in jobs:
                 yield job, fn(job)
             return
+        if weight is not None and per_batch > 0:
+            yield from self._batched(fn, jobs, weight, per_batch)
+            return
+        yield from self._run(fn, jobs)
+
+    def _batched(self, fn, jobs, weight, per_batch):
+        try:
+            for batch, (results, err) in self._run(functools.partial(_run_batch, fn),
+                                                   _batches(jobs, weight, per_batch)):
+                yield from zip(batch, results)
+                if err is not None:      # rebuilt here as the exception itself
+                    raise err
+        except BaseException:
+            self.close(abort=True)
+            raise
+
+    def _run(self, fn, jobs):
         executor = self._get()
         pending = {}
         jobs = iter(jobs)

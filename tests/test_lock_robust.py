@@ -192,9 +192,9 @@ class _TakeOver:
     def __init__(self, runner, out):
         self.runner, self.out, self.seen = runner, out, None
 
-    def run(self, fn, jobs):
+    def run(self, fn, jobs, **batching):
         first = None
-        for i, (job, result) in enumerate(self.runner.run(fn, jobs)):
+        for i, (job, result) in enumerate(self.runner.run(fn, jobs, **batching)):
             if fn is worker.write_shard and i == 0:
                 first = job.path
             if fn is worker.write_shard and i == 1:

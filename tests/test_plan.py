@@ -90,3 +90,13 @@ def test_unnumbered_names_need_one_line_per_image():
     assert plan.validation_synsets(["a.JPEG", "b.JPEG"], ["x", "y"], "L") == ["x", "y"]
     with pytest.raises(ValueError, match="L has 1 lines for 2 validation images"):
         plan.validation_synsets(["a.JPEG", "b.JPEG"], ["x"], "L")
+
+
+def test_find_sorted_and_shards_of():
+    keys = ["b/2", "a/1", "c/3", "a/0"]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    assert sorted(plan.find_sorted(keys, order, ["a/1", "c/3", "z/9", "a/"])) == [1, 2]
+    ranges = plan.ceil_shards(5, 4) + [(5, 5)]      # (0,2) (2,4) (4,5) (5,5) (5,5)
+    assert plan.shards_of(ranges, [0, 3, 4]) == {0, 1, 2}
+    assert plan.shards_of(ranges, []) == frozenset()
+    assert plan.shards_of([(0, 0), (0, 0), (0, 3)], [0, 2]) == {2}

@@ -178,3 +178,35 @@ def test_finisher_renames_after_flush_and_reports_errors(tmp_path):
         fin.close()
     fin.close(check=False)
     assert not os.path.exists(later)
+
+
+def test_survey_hashes_exactly_the_repr_of_every_planned_image(tmp_path):
+    """resume.survey puts the text together from remembered parts; the digest is
+    the one of the plain definition (so plans recorded before keep resuming),
+    whether images share their container and features or not, beyond the 4,096
+    remembered."""
+    import hashlib
+    from ilsvrc import plan
+    from ilsvrc.sources import containers
+    from ilsvrc.write import resume
+    tar = tmp_path / "a.tar"
+    tar.write_bytes(b"x" * 100)
+    shared_c = containers.Slices(str(tar))
+    shared_f = {"image/class/label": ("int64", [3]), "image/class/synset": ("bytes", [b"n1"])}
+    n = 9000
+
+    def item(j):
+        if j % 3 == 0:        # a loose file, its own features
+            return plan.PlannedImage(containers.File(str(tmp_path / ("f%d" % j))), 0, -1,
+                                     "w", "n1/f%d.JPEG" % j,
+                                     {"image/class/label": ("int64", [j]),
+                                      "b": ("float", [0.5, -0.0])})
+        return plan.PlannedImage(shared_c, j * 7, j, "w", "n1/x'%d\".JPEG" % j, shared_f)
+
+    split = plan.Split("train", str(tmp_path), plan.ceil_shards(n, 4), item, n)
+    h = hashlib.sha256(repr((resume.STATE_VERSION, "header", "train", split.ranges)).encode())
+    for j in range(n):
+        it = item(j)
+        h.update(repr((it.container.identity(), it.offset, it.size, it.relpath,
+                       sorted(it.features.items()))).encode())
+    assert resume.survey(split, "header")[0] == h.hexdigest()

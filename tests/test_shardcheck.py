@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cmd
 from ilsvrc import crc32c, pool
-from ilsvrc.records import features, tfrecord
+from ilsvrc.records import features, image, tfrecord
 from ilsvrc.formats import official
 from ilsvrc.write import shardcheck, worker
 from ilsvrc.verify import reread
@@ -249,16 +249,28 @@ def test_unchanged_shards_pass_the_same_checks(release, tmp_path, monkeypatch, c
 
 
 def test_biggest_shards_go_first(release, tmp_path, monkeypatch):
+    """Biggest first, in plan order where equal; before all, the (small) shards
+    holding an image re-encoded with TensorFlow's kernels, so that one worker
+    loads them."""
     order = []
     real = worker.write_shard
     monkeypatch.setattr(worker, "write_shard", lambda job: order.append(
-        (os.path.basename(job[0]), len(job[1]))) or real(job))
+        (os.path.basename(job[0]), len(job[1]),
+         any(image.special_kind(it.relpath) for it in job[1]))) or real(job))
     _convert(release, str(tmp_path / "out"))
-    assert [n for _, n in order] == [5] * 9 + [3] * 5 + [0]
-    # equal sizes keep the plan order: training before validation, by shard number
-    assert [name for name, _ in order] == \
-        ["train-%05d-of-00010" % k for k in range(10)] + \
+    first = [name for name, _, special in order if special]
+    assert first and [special for _, _, special in order] == \
+        [True] * len(first) + [False] * (len(order) - len(first))
+    rest = [(name, n) for name, n, special in order if not special]
+    plan_order = ["train-%05d-of-00010" % k for k in range(10)] + \
         ["validation-%05d-of-00005" % k for k in range(5)]
+    sizes = dict((name, n) for name, n, _ in order)
+    # equal sizes keep the plan order: training before validation, by shard number
+    assert first == sorted(first, key=lambda name: (-sizes[name], plan_order.index(name)))
+    assert [name for name, _ in rest] == \
+        sorted((name for name, _ in rest), key=lambda name: (-sizes[name],
+                                                               plan_order.index(name)))
+    assert sorted(n for _, n, _ in order) == sorted([5] * 9 + [3] * 5 + [0])
 
 
 def test_workers_check_and_the_summary_says_so(release, tmp_path):

@@ -18,8 +18,9 @@ from ilsvrc import contract, plan, storage
 from ilsvrc.errors import UserError
 from ilsvrc.formats import conversion, extract, report
 from ilsvrc.readerfiles import tfds_meta
-from ilsvrc.records import features
+from ilsvrc.records import features, image
 from ilsvrc.sources import cached, discover, val_labels
+from ilsvrc.write import driver
 
 B, I = features.BYTES, features.INT64
 TRAIN_SHARDS, VAL_SHARDS = 1024, 128
@@ -49,6 +50,32 @@ class SourceRead(NamedTuple):
     options: PlanOptions
 
 
+def _reencoded_first(train_order, reencoded, ranges):
+    """The training shards that hold the images re-encoded with TensorFlow's kernels
+    (`reencoded`: their listing indices), to be written first and together, so that
+    one worker loads the kernels (~0.2 s of CPU): only where shards are small enough
+    to travel together (driver.BATCH_IMAGES); larger ones each travel alone."""
+    if not reencoded or ranges[0][1] - ranges[0][0] >= driver.BATCH_IMAGES:
+        return frozenset()
+    wanted = set(reencoded)
+    return plan.shards_of(ranges, [j for j, i in enumerate(train_order) if i in wanted])
+
+
+def _class_features(labels):
+    """synset -> the features of its images: one dict per class, shared by its
+    images (read only, like every image of the plan): built once, and pickled once
+    per job to the workers."""
+    shared = {}
+
+    def class_features(synset):
+        feats = shared.get(synset)
+        if feats is None:
+            feats = shared[synset] = {"image/class/label": (I, [labels[synset]]),
+                                      "image/class/synset": (B, [synset.encode("utf-8")])}
+        return feats
+    return class_features
+
+
 def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False,
                 log=None):
     """Plan both splits: training sorted by relpath then shuffled with seed 0,
@@ -62,10 +89,12 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
     # training: sorted listing, then upstream's seed-0 shuffle
     keys = [train.relpath(i) for i in range(len(train))]
     by_path = sorted(range(len(train)), key=keys.__getitem__)
+    reencoded = plan.find_sorted(keys, by_path, image.reencoded_relpaths())
     del keys
     train_order = array("I", plan.apply_order(by_path,
                                               plan.seeded_permutation(len(train), TRAIN_SEED)))
     del by_path
+    train_ranges = plan.ceil_shards(len(train), TRAIN_SHARDS)
     # validation: sorted, not shuffled; labels by number or position
     val_order = array("I", sorted(range(len(val)), key=val.names.__getitem__))
     contract.check_numbering(val.names, contract.listing_where(val))
@@ -79,9 +108,7 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
     if note and log is not None:
         log.write(note + "\n")
 
-    def class_features(synset):
-        return {"image/class/label": (I, [labels[synset]]),
-                "image/class/synset": (B, [synset.encode("utf-8")])}
+    class_features = _class_features(labels)
 
     def train_item(j):
         i = train_order[j]
@@ -97,8 +124,8 @@ def make_splits(train, val, label_lines, label_file, out_dir, allow_custom=False
         return out_dir if storage.is_remote(out_dir) else os.path.join(out_dir, sub)
 
     return [
-        plan.Split("train", where("train"),
-                   plan.ceil_shards(len(train), TRAIN_SHARDS), train_item, len(train)),
+        plan.Split("train", where("train"), train_ranges, train_item, len(train),
+                   first=_reencoded_first(train_order, reencoded, train_ranges)),
         plan.Split("validation", where("validation"),
                    plan.ceil_shards(len(val), VAL_SHARDS), val_item, len(val)),
     ], len(labels)

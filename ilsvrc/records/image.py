@@ -39,6 +39,11 @@ CHECKS = ("header", "decode")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def reencoded_relpaths():
+    """'<synset>/<name>' of the images re-encoded, where a release holds them."""
+    return [name.split("_")[0] + "/" + name for name in PNG_IMAGES + tuple(CMYK_IMAGES)]
+
+
 def special_kind(relpath):
     """'png', 'cmyk' or None.  PNG: substring of the path; CMYK: basename equality."""
     if any(name in relpath for name in PNG_IMAGES):
