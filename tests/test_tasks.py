@@ -3,6 +3,7 @@ concurrent processes (three tasks at once, kill -9 and rerun, a second run refus
 another plan refused)."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -288,9 +289,15 @@ def test_second_ordinary_run_is_refused_and_the_first_finishes(release, clean_ru
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     train = os.path.join(out, "train")
     wait_for_shards(first, train, 3)
-    second = run_cmd(_build(release, out))
-    task = run_cmd(_build(release, out, "--task-index", "0", "--task-count", "2"))
-    still_running = first.poll() is None
+    # held while the others try (its workers go on, its shards wait to be made final):
+    # a run of a few hundred images may otherwise end before they have started
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = run_cmd(_build(release, out))
+        task = run_cmd(_build(release, out, "--task-index", "0", "--task-count", "2"))
+        still_running = first.poll() is None
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert still_running, "the first run ended before the second was refused"
