@@ -63,7 +63,7 @@ echo "setup.sh: installing into $venv ..." >&2
 # Lines of packages named now replace their older pins; the rest are kept.
 names=$(printf '%s\n' "$want" | sed 's/[=<>!~ ].*//' | sort -u)
 { printf '%s\n' "$want"
-  if [ -f "$stamp" ]; then   # (grep finding nothing is not an error here)
+  if [ -f "$stamp" ]; then
     awk -v names="$names" 'BEGIN { n = split(names, a, "\n"); for (i = 1; i <= n; i++) skip[a[i]] = 1 }
       /^[[:space:]]*(#|-r|$)/ { next }
       { name = $0; sub(/[=<>!~ ].*/, "", name); if (!(name in skip)) print }' "$stamp"
