@@ -21,11 +21,11 @@ Loading the compiled library takes ~30 ms and ~40 MB, against ~2 s and ~500 MB f
 
 import base64
 import ctypes
-import glob
-import importlib.util
 import os
 import re
 import struct
+
+from ilsvrc import tfimport
 
 # The C-ABI signature (uint32 crc, const char *buf, size_t n) of older TensorFlow
 # releases, then absl's (crc32c_t crc, std::string_view data) found by pattern: its
@@ -70,17 +70,6 @@ try:  # the C implementation that comes with google-cloud-storage (optional)
         _gcrc = None
 except ImportError:
     _gcrc = None
-
-
-def _library_path():
-    spec = importlib.util.find_spec("tensorflow")   # finds, does not import
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for top in spec.submodule_search_locations:
-        found = sorted(glob.glob(os.path.join(top, "libtensorflow_framework.so*")))
-        if found:
-            return found[0]
-    return None
 
 
 def _dynstr(path):
@@ -153,9 +142,10 @@ def _google():
 
 def _tensorflow():
     """TensorFlow's compiled CRC32C through ctypes, or None where not found."""
-    path = _library_path()
-    if path is None:
+    found = tfimport.shared_libraries("libtensorflow_framework")
+    if found is None:
         return None
+    path = found[0]
     # Loading the library logs oneDNN's notice (and absl's "before InitializeLog"),
     # whatever the log level, unless oneDNN is off: it only affects math kernels.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -19,6 +19,7 @@ worker pool's processes) take the light path; elsewhere image_ops() is `tf.io` o
 the full import.
 """
 
+import glob
 import importlib.util
 import os
 import sys
@@ -27,6 +28,20 @@ import types
 _tf = None
 _image_ops = None
 _light = False   # set in worker processes (pool.Pool's initializer): see use_light_import
+
+
+def shared_libraries(*names):
+    """Paths of TensorFlow's shared libraries `names` ('libtensorflow_framework',
+    ...), all from one installation, found without importing the package; None
+    where TensorFlow or one of them is not there."""
+    spec = importlib.util.find_spec("tensorflow")   # finds, does not import
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for top in spec.submodule_search_locations:
+        found = [sorted(glob.glob(os.path.join(top, name + ".so*"))) for name in names]
+        if all(found):
+            return tuple(paths[0] for paths in found)
+    return None
 
 
 def use_light_import():

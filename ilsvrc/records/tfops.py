@@ -16,10 +16,10 @@ image.py then uses tfimport.image_ops().
 """
 
 import ctypes
-import glob
-import importlib.util
 import os
 import types
+
+from ilsvrc import tfimport
 
 _P = ctypes.c_void_p
 _TF_STRING = 7
@@ -59,19 +59,6 @@ _ops = None
 
 class OpError(ValueError):
     """A kernel's failure, with TensorFlow's message."""
-
-
-def _libraries():
-    """(libtensorflow_framework, libtensorflow_cc) paths, or None."""
-    spec = importlib.util.find_spec("tensorflow")   # finds, does not import
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for top in spec.submodule_search_locations:
-        fw = sorted(glob.glob(os.path.join(top, "libtensorflow_framework.so.*")))
-        cc = sorted(glob.glob(os.path.join(top, "libtensorflow_cc.so.*")))
-        if fw and cc:
-            return fw[0], cc[0]
-    return None
 
 
 class _Api:
@@ -196,7 +183,8 @@ def ops():
         if os.environ.get("ILSVRC_NO_TF_C_API"):
             return None
         try:
-            paths = _libraries()
+            paths = tfimport.shared_libraries("libtensorflow_framework",
+                                              "libtensorflow_cc")
             if paths is not None:
                 candidate = _namespace(_Api(paths))
                 pixels = candidate.decode_jpeg(_PROBE, channels=3)
