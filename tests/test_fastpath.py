@@ -16,6 +16,7 @@ from ilsvrc.errors import UserError
 from ilsvrc.formats import official
 from ilsvrc.records import checks, fastcodec, features, tfrecord
 from ilsvrc.write import shardcheck
+from test_shardcheck import _rewrite, _set_feature
 
 B, F, I = features.BYTES, features.FLOAT, features.INT64
 
@@ -207,20 +208,6 @@ def _edit(path, fn):
         f.write(data)
 
 
-def _records_rewritten(path, change):
-    payloads = change(list(tfrecord.read_records(path)))
-    w = tfrecord.PyRecordWriter(path, sync=False)
-    for p in payloads:
-        w.write(p)
-    w.close()
-
-
-def _with(payload, key, value):
-    feats = features.decode(payload)
-    feats[key] = (feats[key][0], [value])
-    return features.encode(feats)
-
-
 def _flip(at):
     def fn(data):
         data[at(len(data))] ^= 0x04
@@ -234,21 +221,21 @@ FAULTS = {
     "flipped footer byte": (_flip(lambda n: n - 1), "corrupt when read back"),
     "truncated record": (lambda p: os.truncate(p, os.path.getsize(p) - 5),
                          "corrupt when read back"),
-    "wrong label": (lambda p: _records_rewritten(p, lambda r: r[:2] + [
-        _with(r[2], "image/class/label", 1)] + r[3:]), "record 2 (read back after "
+    "wrong label": (lambda p: _rewrite(p, lambda r: r[:2] + [
+        _set_feature(r[2], "image/class/label", 1)] + r[3:]), "record 2 (read back after "
         "writing): image/class/label is (1,), planned (3,)"),
-    "wrong file name": (lambda p: _records_rewritten(p, lambda r: [
-        _with(r[0], "image/filename", b"other.JPEG")] + r[1:]), "image/filename is"),
-    "other image bytes": (lambda p: _records_rewritten(p, lambda r: r[:-1] + [
-        _with(r[-1], "image/encoded", b"\xff\xd8" + bytes(3003))]),
+    "wrong file name": (lambda p: _rewrite(p, lambda r: [
+        _set_feature(r[0], "image/filename", b"other.JPEG")] + r[1:]), "image/filename is"),
+    "other image bytes": (lambda p: _rewrite(p, lambda r: r[:-1] + [
+        _set_feature(r[-1], "image/encoded", b"\xff\xd8" + bytes(3003))]),
         "image/encoded differs from the planned image bytes"),
-    "record missing": (lambda p: _records_rewritten(p, lambda r: r[:-1]),
+    "record missing": (lambda p: _rewrite(p, lambda r: r[:-1]),
                        "5 records read back after writing, planned 6"),
-    "record added": (lambda p: _records_rewritten(p, lambda r: r + r[:1]),
+    "record added": (lambda p: _rewrite(p, lambda r: r + r[:1]),
                      "more records than the 6 planned"),
     "trailing bytes": (lambda p: _edit(p, lambda d: d + b"\x00" * 3),
                        "corrupt when read back"),
-    "not an Example": (lambda p: _records_rewritten(p, lambda r: [b"\xff" * 9] + r[1:]),
+    "not an Example": (lambda p: _rewrite(p, lambda r: [b"\xff" * 9] + r[1:]),
                        "not an Example"),
 }
 
